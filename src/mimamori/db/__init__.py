@@ -1,0 +1,1 @@
+"""Control plane: SQLAlchemy models, sessions and migrations."""

@@ -1,0 +1,200 @@
+"""Turn files or byte buffers into batches of decoded lines, losing nothing.
+
+Handles gzip (including truncated streams), UTF-8, Shift_JIS (cp932) from Japanese
+devices, CRLF line ends and oversized lines. Lines that cannot be decoded are returned
+as quarantine rows with their line number and reason; the rest go to the parser in
+``LineBatch`` frames. Line numbers are 1-based and count every line of the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from mimamori.events.schema import QUARANTINE_SCHEMA, empty_quarantine
+
+LINE = "log.file.line"
+TEXT = "text"
+
+#: Lines longer than this are quarantined rather than parsed.
+MAX_LINE_BYTES = 1 << 20
+BLOCK_BYTES = 16 << 20
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+@dataclass
+class LineBatch:
+    """Decoded lines of one file: a frame with ``log.file.line`` (Int64) and ``text``."""
+
+    path: str
+    lines: pl.DataFrame
+    quarantine: pl.DataFrame = field(default_factory=empty_quarantine)
+
+    @property
+    def texts(self) -> pl.Series:
+        return self.lines[TEXT]
+
+
+def quarantine_rows(path: str, lines: list[int], reasons: list[str], raws: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "tenant.id": [None] * len(lines),
+            "log.file.path": [path] * len(lines),
+            "log.file.line": lines,
+            "reason": reasons,
+            "raw": raws,
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
+
+
+def _decompress(data: bytes) -> tuple[bytes, str | None]:
+    """Gunzip as much as possible; return (bytes, error) where error names what went wrong."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out.append(d.decompress(data[pos:]))
+        except zlib.error as exc:
+            return b"".join(out), f"gzip stream corrupt: {exc}"
+        if not d.eof:
+            return b"".join(out), "gzip stream truncated (unexpected end of file)"
+        rest = d.unused_data
+        if not rest or rest[:2] != b"\x1f\x8b":
+            break  # trailing garbage after the last member is ignored like gzip(1) does
+        pos = len(data) - len(rest)
+    return b"".join(out), None
+
+
+def _blocks(data: bytes) -> Iterator[bytes]:
+    """Split a buffer into blocks that end at a newline (the last may not)."""
+    start = 0
+    n = len(data)
+    while start < n:
+        end = min(start + BLOCK_BYTES, n)
+        if end < n:
+            nl = data.rfind(b"\n", start, end)
+            if nl == -1:
+                nl = data.find(b"\n", end)
+                end = n if nl == -1 else nl + 1
+            else:
+                end = nl + 1
+        yield data[start:end]
+        start = end
+
+
+def _decode_line(raw: bytes) -> tuple[str | None, str]:
+    try:
+        return raw.decode("utf-8"), ""
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode("cp932")
+    except UnicodeDecodeError as exc:
+        return None, f"undecodable bytes (not UTF-8 or Shift_JIS) at byte {exc.start}"
+    # cp932 maps a few stray bytes (0xA0, 0xFD-0xFF) to private-use code points: not text.
+    if _PRIVATE_USE.search(text):
+        return None, "undecodable bytes (not UTF-8 or Shift_JIS)"
+    return text, ""
+
+
+def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
+    if block.endswith(b"\n"):
+        block = block[:-1]
+    try:
+        text = block.decode("utf-8")
+        series = pl.Series(TEXT, [text]).str.split("\n").explode()
+        n = series.len()
+        lines = pl.DataFrame(
+            {LINE: pl.int_range(first_line, first_line + n, dtype=pl.Int64, eager=True), TEXT: series}
+        )
+        quarantine = empty_quarantine()
+    except UnicodeDecodeError:
+        # Slow path, only for blocks holding non-UTF-8 bytes: decode line by line.
+        raw_lines = block.split(b"\n")
+        n = len(raw_lines)
+        ok_no: list[int] = []
+        ok_text: list[str] = []
+        bad_no: list[int] = []
+        bad_reason: list[str] = []
+        bad_raw: list[str] = []
+        for i, raw in enumerate(raw_lines):
+            decoded, why = _decode_line(raw)
+            if decoded is None:
+                bad_no.append(first_line + i)
+                bad_reason.append(why)
+                bad_raw.append(raw.decode("utf-8", "backslashreplace"))
+            else:
+                ok_no.append(first_line + i)
+                ok_text.append(decoded)
+        lines = pl.DataFrame({LINE: ok_no, TEXT: ok_text}, schema={LINE: pl.Int64, TEXT: pl.String})
+        quarantine = quarantine_rows(path, bad_no, bad_reason, bad_raw)
+    lines = lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
+    too_long = pl.col(TEXT).str.len_bytes() > MAX_LINE_BYTES
+    if lines.select(too_long.any()).item():
+        long = lines.filter(too_long)
+        quarantine = pl.concat(
+            [
+                quarantine,
+                quarantine_rows(
+                    path,
+                    long[LINE].to_list(),
+                    [f"line longer than {MAX_LINE_BYTES} bytes"] * long.height,
+                    long[TEXT].to_list(),
+                ),
+            ]
+        )
+        lines = lines.filter(~too_long)
+    return LineBatch(path, lines, quarantine), n
+
+
+def read_batches(source: Path | str | bytes, name: str | None = None) -> Iterator[LineBatch]:
+    """Yield decoded line batches of a file (path) or buffer (bytes) in order."""
+    if isinstance(source, bytes):
+        data = source
+        path = name or "<bytes>"
+    else:
+        path = name or str(source)
+        data = Path(source).read_bytes()
+    gz_error: str | None = None
+    if data[:2] == b"\x1f\x8b":
+        data, gz_error = _decompress(data)
+    line_no = 1
+    for block in _blocks(data):
+        batch, n = _block_to_batch(path, block, line_no)
+        line_no += n
+        yield batch
+    if gz_error:
+        yield LineBatch(
+            path,
+            pl.DataFrame(schema={LINE: pl.Int64, TEXT: pl.String}),
+            quarantine_rows(path, [line_no], [gz_error], [""]),
+        )
+
+
+def head_lines(source: Path | str | bytes, n: int = 20) -> list[str]:
+    """The first ``n`` lines, decoded leniently; for cheap format checks."""
+    if isinstance(source, bytes):
+        data = source[: 256 << 10]
+        if data[:2] == b"\x1f\x8b":
+            data = _decompress(source)[0][: 256 << 10]
+    else:
+        with open(source, "rb") as fh:
+            magic = fh.read(2)
+        if magic == b"\x1f\x8b":
+            try:
+                with gzip.open(source, "rb") as gz:
+                    data = gz.read(256 << 10)
+            except (OSError, EOFError, zlib.error):
+                data = _decompress(Path(source).read_bytes())[0][: 256 << 10]
+        else:
+            with open(source, "rb") as fh:
+                data = fh.read(256 << 10)
+    return [ln.rstrip("\r") for ln in data.decode("utf-8", "replace").split("\n")[:n]]
