@@ -205,7 +205,11 @@ def finish(
     if required and df.height:
         reason = pl.lit(None, dtype=pl.String)
         for ecs, src in reversed(list(required.items())):
-            reason = pl.when(pl.col(ecs).is_null()).then(pl.lit(f"field {src}: missing or invalid")).otherwise(reason)
+            reason = (
+                pl.when(pl.col(ecs).is_null())
+                .then(pl.lit(f"field {src}: missing or invalid"))
+                .otherwise(reason)
+            )
         df = df.with_columns(reason.alias("__reason"))
         bad = df.filter(pl.col("__reason").is_not_null())
         if bad.height:
@@ -242,8 +246,10 @@ def iso_timestamp(expr: pl.Expr) -> pl.Expr:
     # normalise "+0900" to "+09:00" and a space separator to "T"
     s = s.str.replace(r"([+-]\d{2})(\d{2})$", "${1}:${2}").str.replace(" ", "T", literal=True)
     with_tz = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_unit="us")
-    zulu = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us").dt.replace_time_zone("UTC")
-    naive = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us").dt.replace_time_zone("UTC")
-    return pl.coalesce(
-        with_tz.dt.convert_time_zone("UTC"), zulu, naive
-    ).cast(pl.Datetime("us", "UTC"))
+    zulu = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us").dt.replace_time_zone(
+        "UTC"
+    )
+    naive = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us").dt.replace_time_zone(
+        "UTC"
+    )
+    return pl.coalesce(with_tz.dt.convert_time_zone("UTC"), zulu, naive).cast(pl.Datetime("us", "UTC"))

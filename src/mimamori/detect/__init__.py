@@ -1,0 +1,30 @@
+"""Detectors: each turns a batch of normalised events into alerts of one shape."""
+
+from __future__ import annotations
+
+from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_threat, severity_rank
+from mimamori.detect.ids import IdsAlertDetector
+from mimamori.detect.intel import IntelMatchDetector
+from mimamori.detect.malware import MalwareVerdictDetector
+
+#: detector name -> class; the one place a detector is registered.
+DETECTORS: dict[str, type[Detector]] = {
+    IntelMatchDetector.name: IntelMatchDetector,
+    IdsAlertDetector.name: IdsAlertDetector,
+    MalwareVerdictDetector.name: MalwareVerdictDetector,
+}
+
+
+def default_detectors() -> list[Detector]:
+    return [cls() for cls in DETECTORS.values()]
+
+
+__all__ = [
+    "DETECTORS",
+    "AlertDraft",
+    "DetectContext",
+    "Detector",
+    "classify_threat",
+    "default_detectors",
+    "severity_rank",
+]

@@ -1,0 +1,320 @@
+"""Alerts into incidents: storing alerts idempotently, grouping, states, SLA clocks.
+
+Grouping: an alert joins an open incident of the same tenant and kind that shares any
+grouping key (``host:…``, ``indicator:…``, ``sha:…``, ``subject:…``) and was active
+within the kind's window; otherwise it opens a new incident with its playbook's tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mimamori.db.models import (
+    Alert,
+    Incident,
+    IncidentKey,
+    PlaybookTask,
+    Tenant,
+    TimelineEntry,
+)
+from mimamori.detect.base import AlertDraft, severity_rank
+from mimamori.incidents.catalog import Catalog, load_catalog
+
+STATES = ("new", "triage", "remote_support", "onsite", "containment", "recovery", "closed", "false_positive")
+OPEN_STATES = STATES[:6]
+
+#: state -> states it may move to. Closed incidents can be reopened into triage.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "new": ("triage", "remote_support", "onsite", "containment", "closed", "false_positive"),
+    "triage": ("remote_support", "onsite", "containment", "closed", "false_positive"),
+    "remote_support": ("onsite", "containment", "recovery", "closed", "false_positive"),
+    "onsite": ("containment", "recovery", "closed", "false_positive"),
+    "containment": ("onsite", "recovery", "closed"),
+    "recovery": ("containment", "closed"),
+    "closed": ("triage",),
+    "false_positive": ("triage",),
+}
+_RESPONSE_STATES = {"remote_support", "onsite", "containment"}
+
+
+class IncidentError(Exception):
+    """Root of incident errors."""
+
+
+class TransitionError(IncidentError):
+    def __init__(self, incident_id: int, from_state: str, to_state: str) -> None:
+        allowed = ", ".join(TRANSITIONS.get(from_state, ())) or "none"
+        super().__init__(
+            f"incident {incident_id}: cannot go from {from_state} to {to_state} (allowed: {allowed})"
+        )
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+class NotFoundError(IncidentError):
+    pass
+
+
+@dataclass
+class GroupingResult:
+    alerts_new: int = 0
+    alerts_duplicate: int = 0
+    incidents_opened: list[int] = field(default_factory=list)
+    incidents_updated: set[int] = field(default_factory=set)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _open_incident(
+    session: Session,
+    tenant: Tenant,
+    kind: str,
+    severity: str,
+    title: str,
+    at: datetime,
+    catalog: Catalog,
+    *,
+    origin: str = "detection",
+    reporter: str | None = None,
+    summary: str | None = None,
+    actor: str = "mimamori",
+) -> Incident:
+    ack, resp = catalog.sla_minutes(tenant.service_level, severity)
+    inc = Incident(
+        tenant_id=tenant.id,
+        kind=kind,
+        severity=severity,
+        state="new",
+        title=title,
+        summary=summary,
+        origin=origin,
+        reporter=reporter,
+        opened_at=at,
+        ack_due_at=at + timedelta(minutes=ack),
+        response_due_at=at + timedelta(minutes=resp),
+        alert_count=0,
+    )
+    session.add(inc)
+    session.flush()
+    pb = catalog.playbook_for(kind)
+    for i, t in enumerate(pb.tasks):
+        inc.tasks.append(
+            PlaybookTask(
+                tenant_id=tenant.id, position=i, key=t.key, phase=t.phase, title_ja=t.ja, title_en=t.en
+            )
+        )
+    inc.timeline.append(
+        TimelineEntry(tenant_id=tenant.id, at=at, actor=actor, entry="opened", to_state="new", text=title)
+    )
+    return inc
+
+
+def ingest_alerts(
+    session: Session,
+    tenant: Tenant,
+    drafts: Iterable[AlertDraft],
+    *,
+    now: datetime | None = None,
+    catalog: Catalog | None = None,
+) -> GroupingResult:
+    """Store new alerts (a repeated ``dedup_key`` is skipped) and group them into incidents."""
+    catalog = catalog or load_catalog()
+    now = now or _now()
+    result = GroupingResult()
+    for d in drafts:
+        exists = session.scalar(
+            select(Alert.id).where(Alert.tenant_id == tenant.id, Alert.dedup_key == d.dedup_key)
+        )
+        if exists is not None:
+            result.alerts_duplicate += 1
+            continue
+        kind = catalog.kind(d.kind)
+        inc = _find_open(session, tenant.id, d, kind.window_hours)
+        if inc is None:
+            severity = (
+                d.severity if severity_rank(d.severity) >= severity_rank(kind.severity) else kind.severity
+            )
+            inc = _open_incident(session, tenant, d.kind, severity, d.title, now, catalog)
+            inc.first_seen = d.first_seen
+            result.incidents_opened.append(inc.id)
+        elif severity_rank(d.severity) > severity_rank(inc.severity):
+            inc.timeline.append(
+                TimelineEntry(
+                    tenant_id=tenant.id,
+                    at=now,
+                    actor="mimamori",
+                    entry="severity",
+                    text=f"severity raised from {inc.severity} to {d.severity}",
+                )
+            )
+            inc.severity = d.severity
+        alert = Alert(
+            tenant_id=tenant.id,
+            incident_id=inc.id,
+            detector=d.detector,
+            kind=d.kind,
+            severity=d.severity,
+            title=d.title,
+            host=d.host,
+            indicator=d.indicator,
+            keys=list(d.keys),
+            evidence=d.evidence,
+            event_count=d.event_count,
+            first_seen=d.first_seen,
+            last_seen=d.last_seen,
+            dedup_key=d.dedup_key,
+        )
+        session.add(alert)
+        inc.alert_count = (inc.alert_count or 0) + 1
+        inc.first_seen = min(inc.first_seen or d.first_seen, d.first_seen)
+        inc.last_seen = max(inc.last_seen or d.last_seen, d.last_seen)
+        known = {k.key for k in inc.keys}
+        for key in d.keys:
+            if key not in known:
+                inc.keys.append(IncidentKey(tenant_id=tenant.id, kind=inc.kind, key=key))
+                known.add(key)
+        inc.timeline.append(
+            TimelineEntry(tenant_id=tenant.id, at=now, actor=d.detector, entry="alert", text=d.title)
+        )
+        session.flush()
+        result.alerts_new += 1
+        if inc.id not in result.incidents_opened:
+            result.incidents_updated.add(inc.id)
+    return result
+
+
+def _find_open(session: Session, tenant_id: str, d: AlertDraft, window_hours: float) -> Incident | None:
+    if not d.keys or window_hours <= 0:
+        return None
+    since = d.first_seen - timedelta(hours=window_hours)
+    stmt = (
+        select(Incident)
+        .join(IncidentKey, IncidentKey.incident_id == Incident.id)
+        .where(
+            IncidentKey.tenant_id == tenant_id,
+            IncidentKey.kind == d.kind,
+            IncidentKey.key.in_(d.keys),
+            Incident.tenant_id == tenant_id,
+            Incident.state.in_(OPEN_STATES),
+            Incident.last_seen >= since,
+        )
+        .order_by(Incident.id)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def get_incident(session: Session, tenant_id: str | None, incident_id: int) -> Incident:
+    """The incident, only if it belongs to the tenant (None: provider-wide access)."""
+    stmt = select(Incident).where(Incident.id == incident_id)
+    if tenant_id is not None:
+        stmt = stmt.where(Incident.tenant_id == tenant_id)
+    inc = session.scalar(stmt)
+    if inc is None:
+        raise NotFoundError(f"incident {incident_id} not found")
+    return inc
+
+
+def transition(
+    session: Session,
+    inc: Incident,
+    to_state: str,
+    actor: str,
+    note: str | None = None,
+    *,
+    not_security: bool = False,
+    now: datetime | None = None,
+) -> Incident:
+    """Move an incident to another state, timestamped and attributed."""
+    if to_state not in STATES:
+        raise IncidentError(f"unknown state {to_state!r}; states: {', '.join(STATES)}")
+    if to_state not in TRANSITIONS[inc.state]:
+        raise TransitionError(inc.id, inc.state, to_state)
+    now = now or _now()
+    if inc.acknowledged_at is None and inc.state == "new":
+        inc.acknowledged_at = now
+    if inc.first_response_at is None and to_state in _RESPONSE_STATES:
+        inc.first_response_at = now
+    if to_state in ("closed", "false_positive"):
+        inc.closed_at = now
+        inc.not_security = not_security or to_state == "false_positive"
+    elif inc.state in ("closed", "false_positive"):
+        inc.closed_at = None
+        inc.not_security = False
+    inc.timeline.append(
+        TimelineEntry(
+            tenant_id=inc.tenant_id,
+            at=now,
+            actor=actor,
+            entry="state",
+            from_state=inc.state,
+            to_state=to_state,
+            text=note,
+        )
+    )
+    inc.state = to_state
+    session.flush()
+    return inc
+
+
+def open_manual(
+    session: Session,
+    tenant: Tenant,
+    *,
+    origin: str,
+    title: str,
+    reporter: str,
+    actor: str,
+    kind: str | None = None,
+    severity: str | None = None,
+    summary: str | None = None,
+    now: datetime | None = None,
+    catalog: Catalog | None = None,
+) -> Incident:
+    """An incident opened by hand: a help-desk call or an outside notice."""
+    if origin not in ("helpdesk", "notice"):
+        raise IncidentError(f"unknown origin {origin!r} (helpdesk or notice)")
+    catalog = catalog or load_catalog()
+    kind = kind or ("helpdesk_report" if origin == "helpdesk" else "external_notice")
+    severity = severity or catalog.kind(kind).severity
+    now = now or _now()
+    inc = _open_incident(
+        session,
+        tenant,
+        kind,
+        severity,
+        title,
+        now,
+        catalog,
+        origin=origin,
+        reporter=reporter,
+        summary=summary,
+        actor=actor,
+    )
+    inc.first_seen = inc.last_seen = now
+    session.flush()
+    return inc
+
+
+def sla_status(inc: Incident, now: datetime | None = None) -> dict[str, object]:
+    """Minutes left (negative: overdue) on the acknowledge and first-response clocks."""
+    now = now or _now()
+
+    def clock(due: datetime | None, done: datetime | None) -> dict[str, object]:
+        if due is None:
+            return {"due": None, "met": None, "minutes_left": None}
+        if done is not None:
+            return {"due": due.isoformat(), "met": done <= due, "minutes_left": None}
+        return {"due": due.isoformat(), "met": None, "minutes_left": round((due - now).total_seconds() / 60)}
+
+    return {
+        "ack": clock(inc.ack_due_at, inc.acknowledged_at),
+        "response": clock(inc.response_due_at, inc.first_response_at),
+    }

@@ -1,0 +1,239 @@
+"""The main path: raw records -> normalised batches -> archive + detectors -> incidents.
+
+One ``Platform`` holds the database engine, the archive and the detectors. Ingesting is
+idempotent: batch ids derive from the content, so the same file ingested twice replaces
+its archive files and its alerts are recognised as duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, select
+
+from mimamori.archive import Archive
+from mimamori.config import Settings
+from mimamori.db.models import IngestRun, Sensor, Tenant, utcnow
+from mimamori.db.session import init_db, make_engine, session_scope
+from mimamori.detect import AlertDraft, DetectContext, Detector, default_detectors
+from mimamori.detect.intel import IntelMatchDetector
+from mimamori.events.net import DEFAULT_INTERNAL
+from mimamori.incidents.engine import GroupingResult, ingest_alerts
+from mimamori.sources import SourceError, detect_source, get_parser, head_lines, read_batches
+from mimamori.sources.base import ParseResult
+from mimamori.sources.reader import LineBatch, quarantine_rows
+
+Progress = Callable[[int], None]
+
+
+class PipelineError(Exception):
+    """Root of pipeline errors shown to users."""
+
+
+class UnknownTenantError(PipelineError):
+    def __init__(self, tenant: str) -> None:
+        super().__init__(f"unknown tenant {tenant!r} (see `mimamori tenants list`)")
+        self.tenant = tenant
+
+
+@dataclass
+class IngestReport:
+    tenant: str
+    source: str
+    path: str
+    lines_read: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    skipped: int = 0
+    alerts: int = 0
+    duplicate_alerts: int = 0
+    incidents_opened: list[int] = field(default_factory=list)
+    incidents_updated: list[int] = field(default_factory=list)
+    quarantine_sample: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _content_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:20]
+
+
+class Platform:
+    def __init__(self, settings: Settings, detectors: list[Detector] | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = make_engine(settings.database_url)
+        init_db(self.engine)
+        self.archive = Archive(settings.archive_dir)
+        self.detectors = detectors if detectors is not None else default_detectors()
+        self._indicators: Any = None
+
+    # ------------------------------------------------------------------ intel
+    def indicators(self) -> Any:
+        """The active indicator set, loaded once and refreshed after each intel import."""
+        if self._indicators is None:
+            from mimamori.intel import load_active
+
+            with session_scope(self.engine) as s:
+                self._indicators = load_active(s, datetime.now(UTC))
+        return self._indicators
+
+    def refresh_indicators(self) -> None:
+        self._indicators = None
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self,
+        tenant_id: str,
+        source: str,
+        src: Path | bytes,
+        *,
+        name: str | None = None,
+        sensor_id: int | None = None,
+        progress: Progress | None = None,
+        group: bool = True,
+    ) -> IngestReport:
+        data = src if isinstance(src, bytes) else Path(src).read_bytes()
+        label = name or (str(src) if not isinstance(src, bytes) else "<request>")
+        with session_scope(self.engine) as session:
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise UnknownTenantError(tenant_id)
+            networks = tuple(tenant.networks or ()) or DEFAULT_INTERNAL
+        if source == "auto":
+            found = detect_source(head_lines(data))
+            if found is None:
+                raise PipelineError(f"{label}: format not recognised; name it with --source")
+            source = found
+        parser = get_parser(source)
+        report = IngestReport(tenant_id, source, label)
+        base_id = f"{source}-{_content_id(data)}"
+        drafts: list[AlertDraft] = []
+        ctx: dict[str, Any] = {}
+        qsample: list[pl.DataFrame] = []
+        for i, batch in enumerate(read_batches(data, label)):
+            batch_id = f"{base_id}-{i:05d}"
+            result = self._parse(parser, batch, ctx)
+            quarantine = pl.concat([batch.quarantine, result.quarantine])
+            n_lines = batch.lines.height + batch.quarantine.height
+            report.lines_read += n_lines
+            report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
+            report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
+            report.skipped += result.skipped
+            if quarantine.height and sum(q.height for q in qsample) < 20:
+                qsample.append(quarantine.head(20))
+            events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
+            drafts.extend(self.detect(events, tenant_id, batch_id, networks))
+            if progress:
+                progress(n_lines)
+        report.quarantine_sample = (
+            pl.concat(qsample).head(20).select("log.file.line", "reason").to_dicts() if qsample else []
+        )
+        with session_scope(self.engine) as session:
+            tenant = session.get(Tenant, tenant_id)
+            assert tenant is not None
+            grouping = ingest_alerts(session, tenant, drafts) if group else GroupingResult()
+            session.add(
+                IngestRun(
+                    tenant_id=tenant_id,
+                    sensor_id=sensor_id,
+                    source=source,
+                    path=label,
+                    lines_read=report.lines_read,
+                    stored=report.stored,
+                    quarantined=report.quarantined,
+                    skipped=report.skipped,
+                    alerts=grouping.alerts_new,
+                    finished_at=utcnow(),
+                )
+            )
+            if sensor_id is not None:
+                sensor = session.scalar(
+                    select(Sensor).where(Sensor.id == sensor_id, Sensor.tenant_id == tenant_id)
+                )
+                if sensor is not None:
+                    sensor.last_seen_at = utcnow()
+        report.alerts = grouping.alerts_new
+        report.duplicate_alerts = grouping.alerts_duplicate
+        report.incidents_opened = grouping.incidents_opened
+        report.incidents_updated = sorted(grouping.incidents_updated)
+        return report
+
+    @staticmethod
+    def _parse(parser: Any, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:
+        """Parse one batch; a parser failure quarantines the batch instead of losing it."""
+        if batch.lines.height == 0:
+            return ParseResult()
+        try:
+            return parser.parse(batch, ctx)  # type: ignore[no-any-return]
+        except (SourceError, pl.exceptions.PolarsError, ValueError, TypeError, KeyError) as exc:
+            lines = batch.lines
+            return ParseResult(
+                quarantine=quarantine_rows(
+                    batch.path,
+                    lines["log.file.line"].to_list(),
+                    [f"parser {parser.name} failed on this batch: {type(exc).__name__}: {exc}"]
+                    * lines.height,
+                    lines["text"].to_list(),
+                )
+            )
+
+    def detect(
+        self, events: pl.DataFrame, tenant_id: str, batch_id: str, networks: Iterable[str]
+    ) -> list[AlertDraft]:
+        if events.height == 0:
+            return []
+        ctx = DetectContext(
+            tenant=tenant_id,
+            batch_id=batch_id,
+            networks=tuple(networks),
+            indicators=self.indicators()
+            if any(isinstance(d, IntelMatchDetector) for d in self.detectors)
+            else None,
+        )
+        out: list[AlertDraft] = []
+        for det in self.detectors:
+            out.extend(det.detect(events, ctx))
+        return out
+
+    # ------------------------------------------------------------------ retro-hunt
+    def retro_hunt(self, new_indicators: pl.DataFrame, days: int = 30) -> dict[str, GroupingResult]:
+        """Match newly learnt indicators against each tenant's archived events."""
+        from mimamori.intel import IndicatorSet
+
+        if new_indicators.height == 0:
+            return {}
+        indicators = IndicatorSet(new_indicators)
+        since = (datetime.now(UTC) - timedelta(days=days)).date()
+        run_id = (
+            "retro-"
+            + hashlib.sha256(
+                new_indicators.select("type", "value").sort("type", "value").write_csv().encode()
+            ).hexdigest()[:16]
+        )
+        results: dict[str, GroupingResult] = {}
+        detector = IntelMatchDetector()
+        with session_scope(self.engine) as session:
+            for tenant in session.scalars(select(Tenant)).all():
+                events = self.archive.scan_events(tenant.id, since).collect()
+                if events.height == 0:
+                    continue
+                ctx = DetectContext(
+                    tenant=tenant.id,
+                    batch_id=run_id,
+                    networks=tuple(tenant.networks or ()) or DEFAULT_INTERNAL,
+                    indicators=indicators,
+                )
+                drafts = detector.detect(events, ctx)
+                for d in drafts:
+                    d.evidence["retro_hunt"] = True
+                if drafts:
+                    results[tenant.id] = ingest_alerts(session, tenant, drafts)
+        return results
