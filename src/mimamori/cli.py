@@ -1,0 +1,571 @@
+"""The `mimamori` command line (Typer + Rich). Errors are shown here, at the edge."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mimamori.config import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="mimamori: watch over small businesses.")
+intel_app = typer.Typer(no_args_is_help=True, help="Threat intelligence: import, update, list.")
+alerts_app = typer.Typer(no_args_is_help=True, help="Alerts raised by detectors.")
+incidents_app = typer.Typer(no_args_is_help=True, help="Incidents: list, show, move through states.")
+tenants_app = typer.Typer(no_args_is_help=True, help="SME customers (tenants).")
+app.add_typer(intel_app, name="intel")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(tenants_app, name="tenants")
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database and archive live"),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
+
+
+class CliError(Exception):
+    """An error for the user: printed without a traceback, exit status 2."""
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return Settings.load(data_dir)
+
+
+def _platform(data_dir: Path | None) -> Any:
+    from mimamori.pipeline import Platform
+
+    return Platform(_settings(data_dir))
+
+
+@contextmanager
+def _session(data_dir: Path | None) -> Iterator[Any]:
+    from mimamori.db.session import init_db, make_engine, session_scope
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    with session_scope(engine) as s:
+        yield s
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+# ---------------------------------------------------------------------------- tenants
+
+
+@tenants_app.command("add")
+def tenants_add(
+    tenant_id: Annotated[str, typer.Argument(help="short id: lowercase letters, digits, - and _")],
+    name: Annotated[str, typer.Option(help="company name")],
+    networks: Annotated[str, typer.Option(help="internal networks, comma-separated CIDRs")] = "",
+    service_level: Annotated[str, typer.Option(help="standard or premium")] = "standard",
+    contact_name: Annotated[str | None, typer.Option()] = None,
+    contact_email: Annotated[str | None, typer.Option()] = None,
+    contact_phone: Annotated[str | None, typer.Option()] = None,
+    retention_days: Annotated[int, typer.Option(help="days of events kept")] = 396,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Add an SME customer."""
+    from mimamori.db.repo import add_tenant, tenant_dict
+
+    with _session(data_dir) as s:
+        t = add_tenant(
+            s,
+            tenant_id,
+            name,
+            networks=[n for n in networks.split(",") if n.strip()],
+            service_level=service_level,
+            contact_name=contact_name,
+            contact_email=contact_email,
+            contact_phone=contact_phone,
+            retention_days=retention_days,
+        )
+        out = tenant_dict(t)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"added tenant [bold]{tenant_id}[/] ({name})")
+
+
+@tenants_app.command("list")
+def tenants_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """List tenants."""
+    from mimamori.db.repo import list_tenants, tenant_dict
+
+    with _session(data_dir) as s:
+        rows = [tenant_dict(t) for t in list_tenants(s)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "name", "networks", "service level")
+    for r in rows:
+        table.add_row(r["id"], r["name"], ", ".join(r["networks"]), r["service_level"])
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files to import (plain or gzip)")],
+    tenant: TenantOpt,
+    source: Annotated[str, typer.Option("--source", "-s", help="parser name, or 'auto'")] = "auto",
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Import log files for a tenant: parse, archive, detect, group into incidents."""
+    platform = _platform(data_dir)
+    reports = []
+    files = _expand(paths)
+    with _progress() as progress:
+        task = progress.add_task("ingesting", total=len(files))
+        for path in files:
+            progress.update(task, description=f"ingesting {path.name}")
+            reports.append(platform.ingest(tenant, source, path).as_dict())
+            progress.advance(task)
+    if as_json:
+        _print_json(reports)
+        return
+    table = Table("file", "source", "lines", "stored", "quarantined", "skipped", "alerts", "new incidents")
+    for r in reports:
+        table.add_row(
+            r["path"],
+            r["source"],
+            str(r["lines_read"]),
+            str(r["stored"]),
+            str(r["quarantined"]),
+            str(r["skipped"]),
+            str(r["alerts"]),
+            str(len(r["incidents_opened"])),
+        )
+    console.print(table)
+    for r in reports:
+        for q in r["quarantine_sample"][:5]:
+            err.print(f"[yellow]quarantined[/] {r['path']}:{q['log.file.line']}: {q['reason']}")
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise CliError(f"{p}: no such file or directory")
+    return out
+
+
+# ---------------------------------------------------------------------------- query
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help='DuckDB SQL over tables "events" and "quarantine"')],
+    tenant: TenantOpt,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+    limit: Annotated[int, typer.Option(help="rows shown in the table view")] = 50,
+) -> None:
+    """Run SQL over one tenant's archived events (and only that tenant's)."""
+    from mimamori.archive import Archive
+
+    settings = _settings(data_dir)
+    df = Archive(settings.archive_dir).query(tenant, sql)
+    if as_json:
+        _print_json(df.to_dicts())
+        return
+    table = Table(*df.columns)
+    for row in df.head(limit).iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    console.print(f"{df.height} rows")
+
+
+# ---------------------------------------------------------------------------- intel
+
+
+@intel_app.command("import")
+def intel_import(
+    paths: Annotated[list[Path], typer.Argument(help="feed files or MISP feed directories")],
+    source: Annotated[str | None, typer.Option(help="source name (default: from the file)")] = None,
+    retro_days: Annotated[int, typer.Option(help="retro-hunt new indicators over this many days")] = 30,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Import threat-intel files offline, then retro-hunt the new indicators."""
+    from mimamori.db.session import session_scope
+    from mimamori.intel import import_paths
+
+    platform = _platform(data_dir)
+    for p in paths:
+        if not p.exists():
+            raise CliError(f"{p}: no such file or directory")
+    with session_scope(platform.engine) as s:
+        report = import_paths(s, paths, source_name=source)
+    platform.refresh_indicators()
+    retro = platform.retro_hunt(report.new, days=retro_days) if retro_days > 0 else {}
+    out = report.as_dict()
+    out["retro_hunt"] = {
+        t: {"alerts": r.alerts_new, "incidents_opened": r.incidents_opened} for t, r in retro.items()
+    }
+    if as_json:
+        _print_json(out)
+        return
+    console.print_json(json.dumps(out, ensure_ascii=False, default=str))
+
+
+@intel_app.command("update")
+def intel_update(
+    feeds: Annotated[Path | None, typer.Option(help="feeds YAML (default: the packaged list)")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Download the configured feeds (needs network) and import them."""
+    from mimamori.db.session import session_scope
+    from mimamori.intel import update
+
+    platform = _platform(data_dir)
+    with session_scope(platform.engine) as s:
+        result = update(s, feeds_file=feeds, cache_dir=platform.settings.data_dir / "feeds")
+    platform.refresh_indicators()
+    out = result.as_dict() if hasattr(result, "as_dict") else result
+    if as_json:
+        _print_json(out)
+    else:
+        console.print_json(json.dumps(out, ensure_ascii=False, default=str))
+
+
+@intel_app.command("list")
+def intel_list(
+    kind: Annotated[
+        str | None, typer.Option("--type", help="ip, cidr, domain, url, md5, sha1, sha256")
+    ] = None,
+    limit: Annotated[int, typer.Option()] = 50,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List stored indicators."""
+    from sqlalchemy import select
+
+    from mimamori.db.models import Indicator
+
+    with _session(data_dir) as s:
+        stmt = select(Indicator).order_by(Indicator.id).limit(limit)
+        if kind:
+            stmt = stmt.where(Indicator.type == kind)
+        rows = [
+            {
+                "type": i.type,
+                "value": i.value,
+                "threat": i.threat,
+                "confidence": i.confidence,
+                "first_seen": i.first_seen,
+                "last_seen": i.last_seen,
+                "expires_at": i.expires_at,
+            }
+            for i in s.scalars(stmt)
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("type", "value", "threat", "confidence", "last seen", "expires")
+    for r in rows:
+        table.add_row(
+            r["type"],
+            r["value"],
+            r["threat"] or "",
+            str(r["confidence"]),
+            str(r["last_seen"] or ""),
+            str(r["expires_at"] or ""),
+        )
+    console.print(table)
+
+
+# ---------------------------------------------------------------------------- alerts / incidents
+
+
+@alerts_app.command("list")
+def alerts_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    limit: Annotated[int, typer.Option()] = 100,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List alerts, newest first."""
+    from mimamori.db.repo import alert_dict, list_alerts
+
+    with _session(data_dir) as s:
+        rows = [alert_dict(a) for a in list_alerts(s, tenant, limit)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "incident", "severity", "kind", "title", "events")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["tenant"],
+            str(r["incident"]),
+            r["severity"],
+            r["kind"],
+            r["title"],
+            str(r["events"]),
+        )
+    console.print(table)
+
+
+@incidents_app.command("list")
+def incidents_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    open_only: Annotated[bool, typer.Option("--open", help="only incidents not yet closed")] = False,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List incidents."""
+    from mimamori.db.repo import incident_summary, list_incidents
+
+    with _session(data_dir) as s:
+        rows = [incident_summary(i) for i in list_incidents(s, tenant, state=state, open_only=open_only)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "severity", "state", "kind", "alerts", "title")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), r["tenant"], r["severity"], r["state"], r["kind"], str(r["alerts"]), r["title"]
+        )
+    console.print(table)
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: int,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Show an incident: timeline, playbook tasks, alerts."""
+    from mimamori.db.repo import incident_detail
+
+    with _session(data_dir) as s:
+        d = incident_detail(s, tenant, incident_id)
+    if as_json:
+        _print_json(d)
+        return
+    console.print(
+        f"[bold]#{d['id']} {d['title']}[/]  {d['tenant']}  {d['kind']}  {d['severity']}  {d['state']}"
+    )
+    console.print(f"SLA: {d['sla']}")
+    t = Table("at", "actor", "entry", "text", title="timeline")
+    for e in d["timeline"]:
+        t.add_row(e["at"], e["actor"], e["entry"] + (f" → {e['to']}" if e["to"] else ""), e["text"] or "")
+    console.print(t)
+    p = Table("done", "phase", "task", title="playbook")
+    for task in d["tasks"]:
+        p.add_row("✔" if task["done"] else "", task["phase"], f"{task['ja']}\n{task['en']}")
+    console.print(p)
+
+
+@incidents_app.command("transition")
+def incidents_transition(
+    incident_id: int,
+    to_state: Annotated[str, typer.Argument(help="new state")],
+    actor: Annotated[str, typer.Option(help="who makes the change")] = "cli",
+    note: Annotated[str | None, typer.Option()] = None,
+    not_security: Annotated[bool, typer.Option(help="closing: this was not a security incident")] = False,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Move an incident to a new state (recorded with time and actor)."""
+    from mimamori.db.repo import audit, incident_summary
+    from mimamori.incidents.engine import get_incident, transition
+
+    with _session(data_dir) as s:
+        inc = get_incident(s, tenant, incident_id)
+        before = inc.state
+        transition(s, inc, to_state, actor, note, not_security=not_security)
+        audit(s, actor, "incident.transition", inc.tenant_id, incident=inc.id, frm=before, to=to_state)
+        out = incident_summary(inc)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"incident {incident_id}: {before} → {to_state}")
+
+
+@incidents_app.command("open")
+def incidents_open(
+    tenant: TenantOpt,
+    title: Annotated[str, typer.Option(help="what was reported, in the reporter's words")],
+    reporter: Annotated[str, typer.Option(help="who reported it")],
+    origin: Annotated[
+        str, typer.Option(help="helpdesk (a call or mail) or notice (an outside party)")
+    ] = "helpdesk",
+    kind: Annotated[str | None, typer.Option(help="incident kind, if already known")] = None,
+    actor: Annotated[str, typer.Option()] = "cli",
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Open an incident by hand from a help-desk call or an outside notice."""
+    from mimamori.db.models import Tenant
+    from mimamori.db.repo import audit, incident_summary
+    from mimamori.incidents.engine import open_manual
+
+    with _session(data_dir) as s:
+        t = s.get(Tenant, tenant)
+        if t is None:
+            raise CliError(f"unknown tenant {tenant!r}")
+        inc = open_manual(s, t, origin=origin, title=title, reporter=reporter, actor=actor, kind=kind)
+        audit(s, actor, "incident.open", tenant, incident=inc.id, origin=origin)
+        out = incident_summary(inc)
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"opened incident {out['id']} ({out['kind']})")
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+@app.command()
+def retention(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Delete archived events older than each tenant's retention period."""
+    from mimamori.db.repo import list_tenants
+
+    platform = _platform(data_dir)
+    from mimamori.db.session import session_scope
+
+    out = {}
+    with session_scope(platform.engine) as s:
+        for t in list_tenants(s):
+            out[t.id] = platform.archive.apply_retention(t.id, t.retention_days)
+    if as_json:
+        _print_json({"days_removed": out})
+    else:
+        console.print(out)
+
+
+# ---------------------------------------------------------------------------- demo / serve
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="run the pipeline and exit")] = False,
+    as_json: JsonOut = False,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8765,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Generate a provider with SME tenants and the incident scenarios, run everything, serve."""
+    from mimamori.demo.run import run_demo
+
+    settings = _settings(data_dir or Path(".mimamori/demo"))
+    summary = run_demo(settings, seed=seed, progress=None if as_json else err)
+    if as_json:
+        _print_json(summary)
+    else:
+        _print_demo(summary)
+    if not no_serve:
+        from mimamori.serve import serve
+
+        err.print(f"serving the read-only API on http://{host}:{port}/api/v1/incidents  (Ctrl-C to stop)")
+        serve(settings, host=host, port=port)
+
+
+def _print_demo(summary: dict[str, Any]) -> None:
+    table = Table("tenant", "kind", "severity", "state", "alerts", title="incidents")
+    for i in summary["incidents"]:
+        table.add_row(i["tenant"], i["kind"], i["severity"], i["state"], str(i["alerts"]))
+    console.print(table)
+    console.print(
+        f"{len(summary['tenants'])} tenants, {summary['stats']['events']} events stored, "
+        f"{summary['stats']['quarantined']} quarantined, {len(summary['incidents'])} incidents"
+    )
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8765,
+) -> None:
+    """Serve the read-only JSON API."""
+    from mimamori.serve import serve as run
+
+    run(_settings(data_dir), host=host, port=port)
+
+
+def main() -> None:
+    from mimamori.archive import ArchiveError
+    from mimamori.db.repo import RepoError
+    from mimamori.incidents.catalog import CatalogError
+    from mimamori.incidents.engine import IncidentError
+    from mimamori.pipeline import PipelineError
+    from mimamori.sources import SourceError
+
+    errors: tuple[type[Exception], ...] = (
+        CliError,
+        ArchiveError,
+        RepoError,
+        IncidentError,
+        PipelineError,
+        SourceError,
+        CatalogError,
+    )
+    try:
+        from mimamori.intel import IntelError
+
+        errors = (*errors, IntelError)
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    try:
+        app(standalone_mode=False)
+    except errors as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        raise SystemExit(130) from None
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            raise SystemExit(exc.exit_code) from None
+        raise
+
+
+if __name__ == "__main__":
+    main()
