@@ -20,7 +20,7 @@ def test_packaged_catalog_loads_and_every_kind_has_a_bilingual_playbook():
 
 
 def test_malformed_playbook_is_reported_with_file_and_key():
-    with pytest.raises(CatalogError, match="x.yaml: task 1: unknown key"):
+    with pytest.raises(CatalogError, match=r"x\.yaml: task 1: unknown key"):
         parse_playbook(
             {"name": "x", "tasks": [{"key": "a", "phase": "triage", "ja": "a", "en": "a", "oops": 1}]},
             "x.yaml",
@@ -34,7 +34,8 @@ def test_malformed_playbook_is_reported_with_file_and_key():
 def test_override_directory_adds_kinds(tmp_path):
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "kinds.yaml").write_text(
-        "kinds:\n  usb_worm:\n    title: {ja: USBワーム, en: USB worm}\n    severity: high\n    playbook: usb\n",
+        "kinds:\n  usb_worm:\n    title: {ja: USBワーム, en: USB worm}\n"
+        "    severity: high\n    playbook: usb\n",
         encoding="utf-8",
     )
     (tmp_path / "playbooks" / "usb.yaml").write_text(
