@@ -88,6 +88,10 @@ class Platform:
     def refresh_indicators(self) -> None:
         self._indicators = None
 
+    def set_indicators(self, indicators: Any) -> None:
+        """Use this indicator set instead of the database's (benchmarks, tests)."""
+        self._indicators = indicators
+
     # ------------------------------------------------------------------ ingest
     def ingest(
         self,

@@ -1,0 +1,172 @@
+"""`make bench`: ingest throughput against a baseline measured in the same run.
+
+Generates N Zeek conn JSON lines (default 1,000,000) and 100,000 indicators, then times
+(a) parse only: ``polars.read_ndjson`` on the file, and
+(b) the full path: read -> parse -> normalise -> match indicators -> archive -> alerts.
+Prints events/s per core (events divided by CPU seconds of this process, so the figure
+does not depend on how many threads Polars used) and the ratio of (b) to (a).
+Targets from the issue: full path >= 250,000 events/s per core, and <= 2x parse-only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+
+def gen_conn(path: Path, n: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 4, 15, tzinfo=UTC).timestamp()
+    internal = [f"192.168.{a}.{b}" for a in range(1, 5) for b in range(2, 252)]
+    external = [f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers(1, 223, size=(20000, 4))]
+    df = pl.DataFrame(
+        {
+            "ts": start + np.sort(rng.uniform(0, 86400, n)),
+            "uid": [f"C{x:016x}" for x in rng.integers(0, 2**62, n)],
+            "id.orig_h": np.array(internal)[rng.integers(0, len(internal), n)],
+            "id.orig_p": rng.integers(1024, 65535, n),
+            "id.resp_h": np.array(external)[rng.integers(0, len(external), n)],
+            "id.resp_p": rng.choice([80, 443, 53, 123, 8080, 993], n),
+            "proto": rng.choice(["tcp", "udp"], n, p=[0.8, 0.2]),
+            "service": rng.choice(["ssl", "http", "dns", None], n),
+            "duration": rng.exponential(3.0, n),
+            "orig_bytes": rng.integers(0, 20000, n),
+            "resp_bytes": rng.integers(0, 200000, n),
+            "conn_state": rng.choice(["SF", "S0", "REJ", "RSTO"], n, p=[0.85, 0.07, 0.05, 0.03]),
+            "local_orig": True,
+            "local_resp": False,
+            "missed_bytes": 0,
+            "history": rng.choice(["ShADadFf", "S", "ShR"], n),
+            "orig_pkts": rng.integers(1, 50, n),
+            "orig_ip_bytes": rng.integers(40, 30000, n),
+            "resp_pkts": rng.integers(0, 200, n),
+            "resp_ip_bytes": rng.integers(0, 300000, n),
+        }
+    )
+    df.write_ndjson(path)
+
+
+def gen_indicators(n: int, hit_ips: list[str], seed: int = 2) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    ips = [f"{a}.{b}.{c}.{d}" for a, b, c, d in rng.integers(1, 223, size=(n - len(hit_ips), 4))]
+    values = ips + hit_ips
+    now = datetime.now(UTC)
+    return pl.DataFrame(
+        {
+            "type": ["ip"] * len(values),
+            "value": values,
+            "threat": ["BenchBot"] * len(values),
+            "source": ["bench"] * len(values),
+            "reference": [None] * len(values),
+            "confidence": [80] * len(values),
+            "first_seen": [now] * len(values),
+            "last_seen": [now] * len(values),
+            "expires_at": [None] * len(values),
+            "tags": [[]] * len(values),
+        },
+        schema_overrides={
+            "reference": pl.String,
+            "expires_at": pl.Datetime("us", "UTC"),
+            "tags": pl.List(pl.String),
+        },
+    )
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - w0, time.process_time() - c0, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--indicators", type=int, default=100_000)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from mimamori.config import Settings
+    from mimamori.db.repo import add_tenant
+    from mimamori.db.session import session_scope
+    from mimamori.intel import IndicatorSet
+    from mimamori.pipeline import Platform
+
+    work = Path(tempfile.mkdtemp(prefix="mimamori-bench-"))
+    try:
+        conn = work / "conn.log"
+        print(f"generating {args.events:,} Zeek conn JSON lines ...", file=sys.stderr)
+        gen_conn(conn, args.events)
+        sample = pl.read_ndjson(conn, n_rows=50_000)["id.resp_h"].unique().head(5).to_list()
+        indicators = IndicatorSet(gen_indicators(args.indicators, sample))
+
+        platform = Platform(Settings.load(work / "home"))
+        platform.set_indicators(indicators)
+        with session_scope(platform.engine) as s:
+            add_tenant(s, "bench", "Bench Co", networks=["192.168.0.0/16"])
+
+        pl.read_ndjson(conn)  # warm the page cache and Polars once
+        parse_wall, parse_cpu, df = measure(lambda: pl.read_ndjson(conn))
+        n = df.height
+        full_wall, full_cpu, report = measure(lambda: platform.ingest("bench", "zeek", conn))
+        assert report.stored == n, (report.stored, n)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result = {
+            "machine": f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, polars {pl.__version__}",
+            "events": n,
+            "indicators": args.indicators,
+            "parse_only": {
+                "wall_s": round(parse_wall, 3),
+                "cpu_s": round(parse_cpu, 3),
+                "events_per_s_per_core": round(n / parse_cpu),
+            },
+            "full_path": {
+                "wall_s": round(full_wall, 3),
+                "cpu_s": round(full_cpu, 3),
+                "events_per_s_per_core": round(n / full_cpu),
+                "alerts": report.alerts,
+                "quarantined": report.quarantined,
+            },
+            "ratio_full_to_parse_wall": round(full_wall / parse_wall, 2),
+            "ratio_full_to_parse_cpu": round(full_cpu / parse_cpu, 2),
+            "peak_rss_mb": round(peak_mb),
+            "targets": {"full_events_per_s_per_core": 250_000, "max_ratio": 2.0},
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"machine: {result['machine']}")
+        print(f"events: {n:,}   indicators: {args.indicators:,}")
+        p, f = result["parse_only"], result["full_path"]
+        print(
+            f"(a) parse only (polars.read_ndjson): {p['wall_s']:.2f} s wall, {p['cpu_s']:.2f} s CPU, "
+            f"{p['events_per_s_per_core']:,} events/s per core"
+        )
+        print(
+            f"(b) full path (parse, normalise, match, archive, alerts): {f['wall_s']:.2f} s wall, "
+            f"{f['cpu_s']:.2f} s CPU, {f['events_per_s_per_core']:,} events/s per core, {f['alerts']} alerts"
+        )
+        print(
+            f"ratio full/parse: {result['ratio_full_to_parse_wall']}x wall, {result['ratio_full_to_parse_cpu']}x CPU "
+            f"(target <= 2x); full path target >= 250,000 events/s per core"
+        )
+        print(f"peak RSS: {result['peak_rss_mb']} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
