@@ -124,7 +124,10 @@ def main() -> int:
         assert report.stored == n, (report.stored, n)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result = {
-            "machine": f"{os.cpu_count()} cores, {sys.platform}, Python {sys.version.split()[0]}, polars {pl.__version__}",
+            "machine": (
+                f"{os.cpu_count()} cores, {sys.platform}, "
+                f"Python {sys.version.split()[0]}, polars {pl.__version__}"
+            ),
             "events": n,
             "indicators": args.indicators,
             "parse_only": {
@@ -161,7 +164,8 @@ def main() -> int:
             f"{f['cpu_s']:.2f} s CPU, {f['events_per_s_per_core']:,} events/s per core, {f['alerts']} alerts"
         )
         print(
-            f"ratio full/parse: {result['ratio_full_to_parse_wall']}x wall, {result['ratio_full_to_parse_cpu']}x CPU "
+            f"ratio full/parse: {result['ratio_full_to_parse_wall']}x wall, "
+            f"{result['ratio_full_to_parse_cpu']}x CPU "
             f"(target <= 2x); full path target >= 250,000 events/s per core"
         )
         print(f"peak RSS: {result['peak_rss_mb']} MB")
