@@ -1,0 +1,1 @@
+"""Demo data: a provider, its SME tenants, their telemetry and the incidents hidden in it."""
