@@ -80,6 +80,11 @@ def split_structural(batch: LineBatch, comment: str | None = None) -> tuple[pl.D
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:
     """Flatten nested structs into dotted column names (``alert.signature``)."""
     while True:
+        # An empty object ({}) has no fields to expand; drop it with ``drop`` (select would
+        # lose the row count when it is the only column).
+        empty = [c for c, t in df.schema.items() if isinstance(t, pl.Struct) and not t.fields]
+        if empty:
+            df = df.drop(empty)
         structs = [c for c, t in df.schema.items() if isinstance(t, pl.Struct)]
         if not structs:
             return df
