@@ -141,10 +141,24 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files to import (plain or gzip)")],
     tenant: TenantOpt,
     source: Annotated[str, typer.Option("--source", "-s", help="parser name, or 'auto'")] = "auto",
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="parser option KEY=VALUE, repeatable (field_map=map.yaml, timezone=Asia/Tokyo, year=2025)",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Import log files for a tenant: parse, archive, detect, group into incidents."""
+    options: dict[str, Any] = {}
+    for kv in option or []:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            raise CliError(f"--option {kv!r}: expected KEY=VALUE")
+        options[key] = int(value) if value.isdigit() else value
     platform = _platform(data_dir)
     reports = []
     files = _expand(paths)
@@ -152,7 +166,7 @@ def ingest(
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
             progress.update(task, description=f"ingesting {path.name}")
-            reports.append(platform.ingest(tenant, source, path).as_dict())
+            reports.append(platform.ingest(tenant, source, path, options=options).as_dict())
             progress.advance(task)
     if as_json:
         _print_json(reports)

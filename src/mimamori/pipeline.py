@@ -103,6 +103,7 @@ class Platform:
         sensor_id: int | None = None,
         progress: Progress | None = None,
         group: bool = True,
+        options: dict[str, Any] | None = None,
     ) -> IngestReport:
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
         label = name or (str(src) if not isinstance(src, bytes) else "<request>")
@@ -116,7 +117,7 @@ class Platform:
             if found is None:
                 raise PipelineError(f"{label}: format not recognised; name it with --source")
             source = found
-        parser = get_parser(source)
+        parser = get_parser(source, **(options or {}))
         report = IngestReport(tenant_id, source, label)
         base_id = f"{source}-{_content_id(data)}"
         drafts: list[AlertDraft] = []

@@ -42,7 +42,12 @@ def parser_class(name: str) -> type[SourceParser]:
 
 
 def get_parser(name: str, **options: Any) -> SourceParser:
-    return parser_class(name)(**options)
+    """An instance of the named parser; ``options`` go to its constructor (e.g. ``timezone``)."""
+    cls = parser_class(name)
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise SourceConfigError(name, f"bad parser option(s) {sorted(options)}: {exc}") from exc
 
 
 def detect_source(head: list[str]) -> str | None:
