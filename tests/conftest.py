@@ -41,3 +41,8 @@ def _guarded_connect(self: socket.socket, address: object) -> object:
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+# Database fixtures (tests/pg.py): db_url / db_engine (migrated, SQLite + PostgreSQL),
+# empty_db_url (unmigrated, both backends), pg_url / pg_server (PostgreSQL only).
+pytest_plugins = ["tests.pg"]
