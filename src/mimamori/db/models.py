@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    MetaData,
     Boolean,
     DateTime,
     Float,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -48,8 +50,22 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# JSONB on PostgreSQL: plain json has no equality operator (DISTINCT, GROUP BY fail).
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+#: constraint names are fixed so SQLite batch migrations can alter or drop them later
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonType, list[Any]: JsonType}  # noqa: RUF012
 
 
 class Provider(Base):
@@ -177,12 +193,12 @@ class Incident(Base):
     ack_due_at: Mapped[datetime | None]
     response_due_at: Mapped[datetime | None]
 
-    keys: Mapped[list[IncidentKey]] = relationship(cascade="all, delete-orphan")
+    keys: Mapped[list[IncidentKey]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     timeline: Mapped[list[TimelineEntry]] = relationship(
-        cascade="all, delete-orphan", order_by="TimelineEntry.id"
+        cascade="all, delete-orphan", order_by="TimelineEntry.id", passive_deletes=True
     )
     tasks: Mapped[list[PlaybookTask]] = relationship(
-        cascade="all, delete-orphan", order_by="PlaybookTask.position"
+        cascade="all, delete-orphan", order_by="PlaybookTask.position", passive_deletes=True
     )
     __table_args__ = (Index("ix_incident_tenant_state", "tenant_id", "state"),)
 
