@@ -41,6 +41,12 @@ class CliError(Exception):
     """An error for the user: printed without a traceback, exit status 2."""
 
 
+def pl_concat(frames: list[Any]) -> Any:
+    import polars as pl
+
+    return pl.concat(frames, how="vertical_relaxed")
+
+
 def _settings(data_dir: Path | None) -> Settings:
     return Settings.load(data_dir)
 
@@ -249,15 +255,41 @@ def intel_import(
     with session_scope(platform.engine) as s:
         report = import_paths(s, paths, source_name=source)
     platform.refresh_indicators()
-    retro = platform.retro_hunt(report.new, days=retro_days) if retro_days > 0 else {}
-    out = report.as_dict()
+    retro = platform.retro_hunt(report.new_indicators, days=retro_days) if retro_days > 0 else {}
+    out = _import_dict(report)
     out["retro_hunt"] = {
         t: {"alerts": r.alerts_new, "incidents_opened": r.incidents_opened} for t, r in retro.items()
     }
     if as_json:
         _print_json(out)
         return
-    console.print_json(json.dumps(out, ensure_ascii=False, default=str))
+    console.print(report.summary())
+    for issue in report.issues[:20]:
+        err.print(f"[yellow]issue[/] {issue}")
+    for tenant_id, r in out["retro_hunt"].items():
+        console.print(
+            f"retro-hunt: {tenant_id}: {r['alerts']} alerts, {len(r['incidents_opened'])} new incidents"
+        )
+
+
+def _import_dict(report: Any) -> dict[str, Any]:
+    return {
+        "new": report.new,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "dropped_by_warning_list": report.dropped.height,
+        "files": [
+            {
+                "path": f.path,
+                "reader": f.reader,
+                "indicators": f.indicators,
+                "dropped": f.dropped,
+                "skipped": f.skipped,
+                "issues": [{"file": i.file, "line": i.line, "reason": i.reason} for i in f.issues],
+            }
+            for f in report.files
+        ],
+    }
 
 
 @intel_app.command("update")
@@ -268,17 +300,38 @@ def intel_update(
 ) -> None:
     """Download the configured feeds (needs network) and import them."""
     from mimamori.db.session import session_scope
-    from mimamori.intel import update
+    from mimamori.intel import load_feeds, update
 
     platform = _platform(data_dir)
     with session_scope(platform.engine) as s:
-        result = update(s, feeds_file=feeds, cache_dir=platform.settings.data_dir / "feeds")
+        result = update(s, load_feeds(feeds), cache_dir=platform.settings.data_dir / "feeds")
     platform.refresh_indicators()
-    out = result.as_dict() if hasattr(result, "as_dict") else result
+    new = [f.report.new_indicators for f in result.feeds if f.report is not None]
+    retro = platform.retro_hunt(pl_concat(new)) if new else {}
+    out = {
+        "feeds": [
+            {
+                "name": f.name,
+                "url": f.url,
+                "ok": f.ok,
+                "error": f.error,
+                "bytes": f.bytes,
+                "import": _import_dict(f.report) if f.report is not None else None,
+            }
+            for f in result.feeds
+        ],
+        "retro_hunt": {
+            t: {"alerts": r.alerts_new, "incidents_opened": r.incidents_opened} for t, r in retro.items()
+        },
+    }
     if as_json:
         _print_json(out)
     else:
-        console.print_json(json.dumps(out, ensure_ascii=False, default=str))
+        for f in out["feeds"]:
+            status = "[green]ok[/]" if f["ok"] else f"[red]failed[/]: {f['error']}"
+            console.print(f"{f['name']}: {status}")
+    if result.failed:
+        raise SystemExit(1)
 
 
 @intel_app.command("list")
@@ -559,12 +612,9 @@ def main() -> None:
         SourceError,
         CatalogError,
     )
-    try:
-        from mimamori.intel import IntelError
+    from mimamori.intel import IntelError
 
-        errors = (*errors, IntelError)
-    except ImportError:  # pragma: no cover - during development only
-        pass
+    errors = (*errors, IntelError)
     try:
         app(standalone_mode=False)
     except errors as exc:

@@ -25,6 +25,7 @@ from mimamori.detect import AlertDraft, DetectContext, Detector, default_detecto
 from mimamori.detect.intel import IntelMatchDetector
 from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
+from mimamori.intel import IndicatorSet
 from mimamori.sources import SourceError, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult
 from mimamori.sources.reader import LineBatch, quarantine_rows
@@ -73,24 +74,29 @@ class Platform:
         init_db(self.engine)
         self.archive = Archive(settings.archive_dir)
         self.detectors = detectors if detectors is not None else default_detectors()
-        self._indicators: Any = None
+        self._indicators: dict[bool, IndicatorSet] = {}
 
     # ------------------------------------------------------------------ intel
-    def indicators(self) -> Any:
-        """The active indicator set, loaded once and refreshed after each intel import."""
-        if self._indicators is None:
+    def indicators(self, allow_private: bool = False) -> IndicatorSet:
+        """The active indicator set, loaded once and refreshed after each intel import.
+
+        ``allow_private``: for tenants that opted in to indicators in private ranges.
+        """
+        if allow_private not in self._indicators:
             from mimamori.intel import load_active
 
             with session_scope(self.engine) as s:
-                self._indicators = load_active(s, datetime.now(UTC))
-        return self._indicators
+                self._indicators[allow_private] = load_active(
+                    s, datetime.now(UTC), allow_private=allow_private
+                )
+        return self._indicators[allow_private]
 
     def refresh_indicators(self) -> None:
-        self._indicators = None
+        self._indicators = {}
 
-    def set_indicators(self, indicators: Any) -> None:
+    def set_indicators(self, indicators: IndicatorSet) -> None:
         """Use this indicator set instead of the database's (benchmarks, tests)."""
-        self._indicators = indicators
+        self._indicators = {False: indicators, True: indicators}
 
     # ------------------------------------------------------------------ ingest
     def ingest(
@@ -112,6 +118,7 @@ class Platform:
             if tenant is None:
                 raise UnknownTenantError(tenant_id)
             networks = tuple(tenant.networks or ()) or DEFAULT_INTERNAL
+            allow_private = tenant.intel_private_ranges
         if source == "auto":
             found = detect_source(head_lines(data))
             if found is None:
@@ -135,7 +142,7 @@ class Platform:
             if quarantine.height and sum(q.height for q in qsample) < 20:
                 qsample.append(quarantine.head(20))
             events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
-            drafts.extend(self.detect(events, tenant_id, batch_id, networks))
+            drafts.extend(self.detect(events, tenant_id, batch_id, networks, allow_private))
             if progress:
                 progress(n_lines)
         report.quarantine_sample = (
@@ -191,7 +198,12 @@ class Platform:
             )
 
     def detect(
-        self, events: pl.DataFrame, tenant_id: str, batch_id: str, networks: Iterable[str]
+        self,
+        events: pl.DataFrame,
+        tenant_id: str,
+        batch_id: str,
+        networks: Iterable[str],
+        allow_private: bool = False,
     ) -> list[AlertDraft]:
         if events.height == 0:
             return []
@@ -199,7 +211,7 @@ class Platform:
             tenant=tenant_id,
             batch_id=batch_id,
             networks=tuple(networks),
-            indicators=self.indicators()
+            indicators=self.indicators(allow_private)
             if any(isinstance(d, IntelMatchDetector) for d in self.detectors)
             else None,
         )
@@ -211,8 +223,6 @@ class Platform:
     # ------------------------------------------------------------------ retro-hunt
     def retro_hunt(self, new_indicators: pl.DataFrame, days: int = 30) -> dict[str, GroupingResult]:
         """Match newly learnt indicators against each tenant's archived events."""
-        from mimamori.intel import IndicatorSet
-
         if new_indicators.height == 0:
             return {}
         indicators = IndicatorSet(new_indicators)

@@ -51,7 +51,7 @@ def import_list(p: Platform, tmp_path: Path, values: list[str]) -> pl.DataFrame:
     with session_scope(p.engine) as s:
         report = import_paths(s, [f], source_name="test-list")
     p.refresh_indicators()
-    return report.new
+    return report.new_indicators
 
 
 def test_known_bad_destination_opens_one_incident_in_the_right_tenant(platform, tmp_path):

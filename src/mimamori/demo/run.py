@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mimamori.config import Settings
 from mimamori.db import repo
 from mimamori.db.session import session_scope
-from mimamori.pipeline import Platform, PipelineError
+from mimamori.pipeline import PipelineError, Platform
 
 MARKER = ".mimamori-demo"
 
@@ -118,5 +118,5 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
         "incidents": incidents,
         "scenarios": scenarios,
         "stats": stats,
-        "intel": {"indicators_new": int(intel_report.new.height)},
+        "intel": {"indicators_new": intel_report.new, "issues": len(intel_report.issues)},
     }
