@@ -224,3 +224,26 @@ def test_incident_lookup_is_scoped_by_tenant(tenants):
         assert get_incident(s, "acme", inc_id).id == inc_id
         with pytest.raises(NotFoundError):
             get_incident(s, "beta", inc_id)
+
+
+def test_specific_kind_absorbs_and_reclassifies_related_alerts_on_the_same_host(tenants):
+    from mimamori.db.models import Tenant
+
+    with session_scope(tenants) as s:
+        acme = s.get_one(Tenant, "acme")
+        host = "host:192.168.1.50"
+        r1 = ingest_alerts(
+            s, acme, [draft("malicious_destination", [host, "indicator:203.0.113.88"])], now=T0
+        )
+        r2 = ingest_alerts(s, acme, [draft("banking_malware", [host, "family:dyre"])], now=T0)
+        assert r2.incidents_opened == []  # the open incident was reclassified, not duplicated
+        inc = get_incident(s, "acme", r1.incidents_opened[0])
+        assert inc.kind == "banking_malware" and inc.alert_count == 2
+        assert any(e.entry == "reclassified" for e in inc.timeline)
+        assert any(t.key == "stop_banking" for t in inc.tasks)
+        # a later known-bad contact from the same PC joins the banking incident
+        r3 = ingest_alerts(s, acme, [draft("malicious_destination", [host, "indicator:x"], tag="3")], now=T0)
+        assert r3.incidents_opened == [] and inc.alert_count == 3 and inc.kind == "banking_malware"
+        # an unrelated host still gets its own incident
+        r4 = ingest_alerts(s, acme, [draft("malicious_destination", ["host:192.168.1.51"])], now=T0)
+        assert len(r4.incidents_opened) == 1

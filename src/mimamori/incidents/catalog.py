@@ -51,6 +51,7 @@ class IncidentKind:
     window_hours: float
     playbook: str
     scenarios: tuple[int, ...]
+    absorbs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Catalog:
         if key in self.kinds:
             return self.kinds[key]
         return IncidentKind(key, key, key.replace("_", " "), "medium", 24, "generic", ())
+
+    def related(self, key: str) -> tuple[set[str], set[str]]:
+        """(kinds this kind absorbs, kinds that absorb this kind)."""
+        absorbs = set(self.kind(key).absorbs)
+        absorbed_by = {k.key for k in self.kinds.values() if key in k.absorbs}
+        return absorbs, absorbed_by
 
     def playbook_for(self, kind: str) -> Playbook:
         return self.playbooks.get(self.kind(kind).playbook) or self.playbooks["generic"]
@@ -114,7 +121,9 @@ def _parse_kinds(data: dict[str, Any], file: str) -> dict[str, IncidentKind]:
     for key, k in (data.get("kinds") or {}).items():
         if not isinstance(k, dict):
             raise CatalogError(file, f"kind {key}: expected a mapping")
-        _only(k, {"scenarios", "title", "severity", "window_hours", "playbook"}, file, f"kind {key}")
+        _only(
+            k, {"scenarios", "title", "severity", "window_hours", "playbook", "absorbs"}, file, f"kind {key}"
+        )
         sev = k.get("severity", "medium")
         if sev not in ("low", "medium", "high", "critical"):
             raise CatalogError(file, f"kind {key}: unknown severity {sev!r}")
@@ -127,6 +136,7 @@ def _parse_kinds(data: dict[str, Any], file: str) -> dict[str, IncidentKind]:
             float(k.get("window_hours", 24)),
             str(k.get("playbook", "generic")),
             tuple(int(s) for s in k.get("scenarios") or ()),
+            tuple(str(a) for a in k.get("absorbs") or ()),
         )
     return out
 

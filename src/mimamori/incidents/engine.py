@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from mimamori.db.models import (
@@ -136,7 +136,8 @@ def ingest_alerts(
             result.alerts_duplicate += 1
             continue
         kind = catalog.kind(d.kind)
-        inc = _find_open(session, tenant.id, d, kind.window_hours)
+        absorbs, absorbed_by = catalog.related(d.kind)
+        inc = _find_open(session, tenant.id, d, kind.window_hours, absorbs, absorbed_by)
         if inc is None:
             severity = (
                 d.severity if severity_rank(d.severity) >= severity_rank(kind.severity) else kind.severity
@@ -144,17 +145,20 @@ def ingest_alerts(
             inc = _open_incident(session, tenant, d.kind, severity, d.title, now, catalog)
             inc.first_seen = d.first_seen
             result.incidents_opened.append(inc.id)
-        elif severity_rank(d.severity) > severity_rank(inc.severity):
-            inc.timeline.append(
-                TimelineEntry(
-                    tenant_id=tenant.id,
-                    at=now,
-                    actor="mimamori",
-                    entry="severity",
-                    text=f"severity raised from {inc.severity} to {d.severity}",
+        else:
+            if inc.kind in absorbs:
+                _reclassify(inc, d.kind, d.title, catalog, now)
+            if severity_rank(d.severity) > severity_rank(inc.severity):
+                inc.timeline.append(
+                    TimelineEntry(
+                        tenant_id=tenant.id,
+                        at=now,
+                        actor="mimamori",
+                        entry="severity",
+                        text=f"severity raised from {inc.severity} to {d.severity}",
+                    )
                 )
-            )
-            inc.severity = d.severity
+                inc.severity = d.severity
         alert = Alert(
             tenant_id=tenant.id,
             incident_id=inc.id,
@@ -190,25 +194,70 @@ def ingest_alerts(
     return result
 
 
-def _find_open(session: Session, tenant_id: str, d: AlertDraft, window_hours: float) -> Incident | None:
+def _find_open(
+    session: Session,
+    tenant_id: str,
+    d: AlertDraft,
+    window_hours: float,
+    absorbs: set[str],
+    absorbed_by: set[str],
+) -> Incident | None:
+    """The open incident this alert belongs to: same kind, or a related kind, sharing a key.
+
+    An incident of the same or a more specific kind is preferred over one the alert's kind
+    would absorb.
+    """
     if not d.keys or window_hours <= 0:
         return None
     since = d.first_seen - timedelta(hours=window_hours)
+    preferred = {d.kind} | absorbed_by
     stmt = (
         select(Incident)
         .join(IncidentKey, IncidentKey.incident_id == Incident.id)
         .where(
             IncidentKey.tenant_id == tenant_id,
-            IncidentKey.kind == d.kind,
+            IncidentKey.kind.in_(preferred | absorbs),
             IncidentKey.key.in_(d.keys),
             Incident.tenant_id == tenant_id,
             Incident.state.in_(OPEN_STATES),
             Incident.last_seen >= since,
         )
-        .order_by(Incident.id)
+        .order_by(case((Incident.kind.in_(preferred), 0), else_=1), Incident.id)
         .limit(1)
     )
     return session.scalar(stmt)
+
+
+def _reclassify(inc: Incident, kind: str, title: str, catalog: Catalog, now: datetime) -> None:
+    """A more specific kind arrived for this incident: take its kind, title and playbook tasks."""
+    inc.timeline.append(
+        TimelineEntry(
+            tenant_id=inc.tenant_id,
+            at=now,
+            actor="mimamori",
+            entry="reclassified",
+            text=f"reclassified from {inc.kind} to {kind}",
+        )
+    )
+    inc.kind = kind
+    inc.title = title
+    for k in inc.keys:
+        k.kind = kind
+    have = {t.key for t in inc.tasks}
+    position = len(inc.tasks)
+    for t in catalog.playbook_for(kind).tasks:
+        if t.key not in have:
+            inc.tasks.append(
+                PlaybookTask(
+                    tenant_id=inc.tenant_id,
+                    position=position,
+                    key=t.key,
+                    phase=t.phase,
+                    title_ja=t.ja,
+                    title_en=t.en,
+                )
+            )
+            position += 1
 
 
 def get_incident(session: Session, tenant_id: str | None, incident_id: int) -> Incident:

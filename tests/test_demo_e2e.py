@@ -1,0 +1,112 @@
+"""The demo end to end: generated telemetry through the whole pipeline, scenarios caught."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mimamori.config import Settings
+from mimamori.demo.run import run_demo
+
+REQUIRED = {2: "malicious_destination", 6: "malware_mail_campaign", 7: "banking_malware"}
+
+
+@pytest.fixture(scope="module")
+def summary(tmp_path_factory):
+    return run_demo(Settings.load(tmp_path_factory.mktemp("demo")), seed=7)
+
+
+def test_required_scenarios_end_in_incidents_in_different_tenants(summary):
+    by_scenario = {s["scenario"]: s for s in summary["scenarios"]}
+    for number, kind in REQUIRED.items():
+        sc = by_scenario[number]
+        assert sc["expected_kind"] == kind
+        assert sc["detected"], f"scenario {number} ({kind}) not detected"
+    assert len({by_scenario[n]["tenant"] for n in REQUIRED}) == 3
+
+
+def test_mail_burst_is_one_incident_not_a_hundred(summary):
+    tenant = next(s["tenant"] for s in summary["scenarios"] if s["scenario"] == 6)
+    campaign = [
+        i for i in summary["incidents"] if i["tenant"] == tenant and i["kind"] == "malware_mail_campaign"
+    ]
+    assert len(campaign) == 1
+
+
+def test_banking_malware_on_two_pcs_is_one_incident(summary):
+    tenant = next(s["tenant"] for s in summary["scenarios"] if s["scenario"] == 7)
+    banking = [i for i in summary["incidents"] if i["tenant"] == tenant and i["kind"] == "banking_malware"]
+    assert len(banking) == 1 and banking[0]["alerts"] >= 2
+
+
+def test_background_tenants_raise_no_serious_incidents(summary):
+    scenario_tenants = {s["tenant"] for s in summary["scenarios"]}
+    quiet = [
+        i
+        for i in summary["incidents"]
+        if i["tenant"] not in scenario_tenants and i["severity"] in ("high", "critical")
+    ]
+    assert quiet == []
+
+
+def test_nothing_quarantined_from_well_formed_demo_data(summary):
+    assert summary["stats"]["quarantined"] == 0
+    assert summary["stats"]["events"] == summary["stats"]["lines"]
+
+
+def test_cli_demo_no_serve_json(tmp_path):
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mimamori.cli",
+            "demo",
+            "--no-serve",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert len(out["tenants"]) >= 5
+    kinds = {(i["tenant"], i["kind"]) for i in out["incidents"]}
+    for i in out["incidents"]:
+        assert {"tenant", "kind", "severity", "state", "alerts"} <= set(i)
+    assert {k for _, k in kinds} >= set(REQUIRED.values())
+    # a second run recreates its own directory and gives the same incidents
+    p2 = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mimamori.cli",
+            "demo",
+            "--no-serve",
+            "--json",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p2.returncode == 0, p2.stderr
+    again = json.loads(p2.stdout)
+    assert sorted((i["tenant"], i["kind"], i["alerts"]) for i in again["incidents"]) == sorted(
+        (i["tenant"], i["kind"], i["alerts"]) for i in out["incidents"]
+    )
+
+
+def test_demo_refuses_to_wipe_a_foreign_directory(tmp_path):
+    from mimamori.pipeline import PipelineError
+
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(PipelineError):
+        run_demo(Settings.load(tmp_path))
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
