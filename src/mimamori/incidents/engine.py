@@ -128,13 +128,20 @@ def ingest_alerts(
     catalog = catalog or load_catalog()
     now = now or _now()
     result = GroupingResult()
-    for d in drafts:
-        exists = session.scalar(
-            select(Alert.id).where(Alert.tenant_id == tenant.id, Alert.dedup_key == d.dedup_key)
+    drafts = list(drafts)
+    seen: set[str] = set()
+    for chunk in range(0, len(drafts), 500):
+        keys = [d.dedup_key for d in drafts[chunk : chunk + 500]]
+        seen.update(
+            session.scalars(
+                select(Alert.dedup_key).where(Alert.tenant_id == tenant.id, Alert.dedup_key.in_(keys))
+            )
         )
-        if exists is not None:
+    for d in drafts:
+        if d.dedup_key in seen:
             result.alerts_duplicate += 1
             continue
+        seen.add(d.dedup_key)
         kind = catalog.kind(d.kind)
         absorbs, absorbed_by = catalog.related(d.kind)
         inc = _find_open(session, tenant.id, d, kind.window_hours, absorbs, absorbed_by)
@@ -149,8 +156,9 @@ def ingest_alerts(
             if inc.kind in absorbs:
                 _reclassify(inc, d.kind, d.title, catalog, now)
             if severity_rank(d.severity) > severity_rank(inc.severity):
-                inc.timeline.append(
+                session.add(
                     TimelineEntry(
+                        incident_id=inc.id,
                         tenant_id=tenant.id,
                         at=now,
                         actor="mimamori",
@@ -179,13 +187,16 @@ def ingest_alerts(
         inc.alert_count = (inc.alert_count or 0) + 1
         inc.first_seen = min(inc.first_seen or d.first_seen, d.first_seen)
         inc.last_seen = max(inc.last_seen or d.last_seen, d.last_seen)
-        known = {k.key for k in inc.keys}
-        for key in d.keys:
+        # Child rows are added directly, not through the collections, so that grouping
+        # never loads an incident's whole timeline.
+        known = set(session.scalars(select(IncidentKey.key).where(IncidentKey.incident_id == inc.id)))
+        for key in dict.fromkeys(d.keys):
             if key not in known:
-                inc.keys.append(IncidentKey(tenant_id=tenant.id, kind=inc.kind, key=key))
-                known.add(key)
-        inc.timeline.append(
-            TimelineEntry(tenant_id=tenant.id, at=now, actor=d.detector, entry="alert", text=d.title)
+                session.add(IncidentKey(incident_id=inc.id, tenant_id=tenant.id, kind=inc.kind, key=key))
+        session.add(
+            TimelineEntry(
+                incident_id=inc.id, tenant_id=tenant.id, at=now, actor=d.detector, entry="alert", text=d.title
+            )
         )
         session.flush()
         result.alerts_new += 1

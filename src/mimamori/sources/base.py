@@ -89,10 +89,15 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
         if not structs:
             return df
         exprs: list[pl.Expr] = []
+        # A literal dotted key ({"id.orig_h": ..}) wins over the same name nested ({"id": {..}}).
+        taken = {c for c in df.columns if c not in structs}
         for c, t in df.schema.items():
             if c in structs:
                 assert isinstance(t, pl.Struct)
-                exprs.extend(pl.col(c).struct.field(f.name).alias(f"{c}.{f.name}") for f in t.fields)
+                for f in t.fields:
+                    if f"{c}.{f.name}" not in taken:
+                        taken.add(f"{c}.{f.name}")
+                        exprs.append(pl.col(c).struct.field(f.name).alias(f"{c}.{f.name}"))
             else:
                 exprs.append(pl.col(c))
         df = df.select(exprs)
