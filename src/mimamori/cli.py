@@ -64,9 +64,12 @@ def _session(data_dir: Path | None) -> Iterator[Any]:
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
-    init_db(engine)
-    with session_scope(engine) as s:
-        yield s
+    try:
+        init_db(engine)
+        with session_scope(engine) as s:
+            yield s
+    finally:
+        engine.dispose()
 
 
 def _print_json(obj: Any) -> None:

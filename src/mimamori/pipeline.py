@@ -76,6 +76,15 @@ class Platform:
         self.detectors = detectors if detectors is not None else default_detectors()
         self._indicators: dict[bool, IndicatorSet] = {}
 
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ intel
     def indicators(self, allow_private: bool = False) -> IndicatorSet:
         """The active indicator set, loaded once and refreshed after each intel import.
@@ -134,7 +143,7 @@ class Platform:
             batch_id = f"{base_id}-{i:05d}"
             result = self._parse(parser, batch, ctx)
             quarantine = pl.concat([batch.quarantine, result.quarantine])
-            n_lines = batch.lines.height + batch.quarantine.height
+            n_lines = batch.n_lines + batch.quarantine.height
             report.lines_read += n_lines
             report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
             report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
@@ -181,7 +190,7 @@ class Platform:
     @staticmethod
     def _parse(parser: Any, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:
         """Parse one batch; a parser failure quarantines the batch instead of losing it."""
-        if batch.lines.height == 0:
+        if batch.n_lines == 0:
             return ParseResult()
         try:
             return parser.parse(batch, ctx)  # type: ignore[no-any-return]

@@ -37,12 +37,12 @@ def conn_line(ts: float, src: str, dst: str, port: int = 443) -> str:
 
 
 @pytest.fixture
-def platform(tmp_path, db_url) -> Platform:
-    p = Platform(Settings.load(tmp_path / "home", db_url))
-    with session_scope(p.engine) as s:
-        add_tenant(s, "acme", "Acme", networks=["192.168.1.0/24"])
-        add_tenant(s, "beta", "Beta", networks=["192.168.1.0/24"])
-    return p
+def platform(tmp_path, db_url):
+    with Platform(Settings.load(tmp_path / "home", db_url)) as p:
+        with session_scope(p.engine) as s:
+            add_tenant(s, "acme", "Acme", networks=["192.168.1.0/24"])
+            add_tenant(s, "beta", "Beta", networks=["192.168.1.0/24"])
+        yield p
 
 
 def import_list(p: Platform, tmp_path: Path, values: list[str]) -> pl.DataFrame:
@@ -90,7 +90,9 @@ def test_bad_lines_are_quarantined_with_file_line_and_reason(platform, tmp_path)
     assert q["f"].unique().to_list() == ["upload.log"]
     assert q["line"].to_list() == [2, 3, 6, 7]
     reasons = q["reason"].to_list()
-    assert "JSON" in reasons[0] and "ts" in reasons[1] and "undecodable" in reasons[2] and "longer" in reasons[3]
+    assert (
+        "JSON" in reasons[0] and "ts" in reasons[1] and "undecodable" in reasons[2] and "longer" in reasons[3]
+    )
     with session_scope(platform.engine) as s:
         run = s.scalars(select(IngestRun)).one()
         assert (run.lines_read, run.stored, run.quarantined, run.skipped) == (7, 2, 4, 1)
@@ -131,14 +133,17 @@ def test_unknown_tenant_is_an_error(platform):
 
 @pytest.fixture(scope="module")
 def fuzz_platform(tmp_path_factory):
-    p = Platform(Settings.load(tmp_path_factory.mktemp("fuzz")))
-    with session_scope(p.engine) as s:
-        add_tenant(s, "fuzz", "Fuzz")
-    return p
+    with Platform(Settings.load(tmp_path_factory.mktemp("fuzz"))) as p:
+        with session_scope(p.engine) as s:
+            add_tenant(s, "fuzz", "Fuzz")
+        yield p
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.binary(max_size=2000), source=st.sampled_from(["zeek", "suricata", "fortigate", "panos", "filterlog"]))
+@given(
+    data=st.binary(max_size=2000),
+    source=st.sampled_from(["zeek", "suricata", "fortigate", "panos", "filterlog"]),
+)
 def test_any_bytes_no_crash_and_every_line_accounted_for(fuzz_platform, data, source):
     r = fuzz_platform.ingest("fuzz", source, data, name="fuzz.bin")
     assert r.stored + r.quarantined + r.skipped == r.lines_read

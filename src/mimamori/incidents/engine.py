@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mimamori.db.models import (
@@ -124,27 +124,28 @@ def ingest_alerts(
     now: datetime | None = None,
     catalog: Catalog | None = None,
 ) -> GroupingResult:
-    """Store new alerts (a repeated ``dedup_key`` is skipped) and group them into incidents."""
+    """Store new alerts (a repeated ``dedup_key`` is skipped) and group them into incidents.
+
+    The open incidents that share a key with any of the alerts are loaded in one query, and
+    the index is kept up to date as alerts join or open incidents.
+    """
     catalog = catalog or load_catalog()
     now = now or _now()
     result = GroupingResult()
     drafts = list(drafts)
-    seen: set[str] = set()
-    for chunk in range(0, len(drafts), 500):
-        keys = [d.dedup_key for d in drafts[chunk : chunk + 500]]
-        seen.update(
-            session.scalars(
-                select(Alert.dedup_key).where(Alert.tenant_id == tenant.id, Alert.dedup_key.in_(keys))
-            )
-        )
+    seen = _existing(session, tenant.id, [d.dedup_key for d in drafts])
+    fresh = []
     for d in drafts:
         if d.dedup_key in seen:
             result.alerts_duplicate += 1
-            continue
-        seen.add(d.dedup_key)
+        else:
+            seen.add(d.dedup_key)
+            fresh.append(d)
+    index = _open_by_key(session, tenant.id, {k for d in fresh for k in d.keys})
+    for d in fresh:
         kind = catalog.kind(d.kind)
         absorbs, absorbed_by = catalog.related(d.kind)
-        inc = _find_open(session, tenant.id, d, kind.window_hours, absorbs, absorbed_by)
+        inc = _pick(index, d, kind.window_hours, absorbs, {d.kind} | absorbed_by)
         if inc is None:
             severity = (
                 d.severity if severity_rank(d.severity) >= severity_rank(kind.severity) else kind.severity
@@ -154,7 +155,7 @@ def ingest_alerts(
             result.incidents_opened.append(inc.id)
         else:
             if inc.kind in absorbs:
-                _reclassify(inc, d.kind, d.title, catalog, now)
+                _reclassify(session, inc, d.kind, d.title, catalog, now)
             if severity_rank(d.severity) > severity_rank(inc.severity):
                 session.add(
                     TimelineEntry(
@@ -167,82 +168,111 @@ def ingest_alerts(
                     )
                 )
                 inc.severity = d.severity
-        alert = Alert(
-            tenant_id=tenant.id,
-            incident_id=inc.id,
-            detector=d.detector,
-            kind=d.kind,
-            severity=d.severity,
-            title=d.title,
-            host=d.host,
-            indicator=d.indicator,
-            keys=list(d.keys),
-            evidence=d.evidence,
-            event_count=d.event_count,
-            first_seen=d.first_seen,
-            last_seen=d.last_seen,
-            dedup_key=d.dedup_key,
+        session.add(
+            Alert(
+                tenant_id=tenant.id,
+                incident_id=inc.id,
+                detector=d.detector,
+                kind=d.kind,
+                severity=d.severity,
+                title=d.title,
+                host=d.host,
+                indicator=d.indicator,
+                keys=list(d.keys),
+                evidence=d.evidence,
+                event_count=d.event_count,
+                first_seen=d.first_seen,
+                last_seen=d.last_seen,
+                dedup_key=d.dedup_key,
+            )
         )
-        session.add(alert)
         inc.alert_count = (inc.alert_count or 0) + 1
         inc.first_seen = min(inc.first_seen or d.first_seen, d.first_seen)
         inc.last_seen = max(inc.last_seen or d.last_seen, d.last_seen)
         # Child rows are added directly, not through the collections, so that grouping
         # never loads an incident's whole timeline.
-        known = set(session.scalars(select(IncidentKey.key).where(IncidentKey.incident_id == inc.id)))
         for key in dict.fromkeys(d.keys):
-            if key not in known:
+            holders = index.setdefault(key, [])
+            if inc not in holders:
+                holders.append(inc)
                 session.add(IncidentKey(incident_id=inc.id, tenant_id=tenant.id, kind=inc.kind, key=key))
         session.add(
             TimelineEntry(
                 incident_id=inc.id, tenant_id=tenant.id, at=now, actor=d.detector, entry="alert", text=d.title
             )
         )
-        session.flush()
         result.alerts_new += 1
         if inc.id not in result.incidents_opened:
             result.incidents_updated.add(inc.id)
+    session.flush()
     return result
 
 
-def _find_open(
-    session: Session,
-    tenant_id: str,
+def _existing(session: Session, tenant_id: str, dedup_keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(dedup_keys), 500):
+        chunk = dedup_keys[i : i + 500]
+        found.update(
+            session.scalars(
+                select(Alert.dedup_key).where(Alert.tenant_id == tenant_id, Alert.dedup_key.in_(chunk))
+            )
+        )
+    return found
+
+
+def _open_by_key(session: Session, tenant_id: str, keys: set[str]) -> dict[str, list[Incident]]:
+    """Open incidents of the tenant holding any of ``keys``, by key."""
+    index: dict[str, list[Incident]] = {}
+    ordered = sorted(keys)
+    for i in range(0, len(ordered), 500):
+        rows = session.execute(
+            select(IncidentKey.key, Incident)
+            .join(Incident, IncidentKey.incident_id == Incident.id)
+            .where(
+                IncidentKey.tenant_id == tenant_id,
+                IncidentKey.key.in_(ordered[i : i + 500]),
+                Incident.tenant_id == tenant_id,
+                Incident.state.in_(OPEN_STATES),
+            )
+            .order_by(Incident.id)
+        )
+        for key, inc in rows:
+            index.setdefault(key, []).append(inc)
+    return index
+
+
+def _pick(
+    index: dict[str, list[Incident]],
     d: AlertDraft,
     window_hours: float,
     absorbs: set[str],
-    absorbed_by: set[str],
+    preferred: set[str],
 ) -> Incident | None:
-    """The open incident this alert belongs to: same kind, or a related kind, sharing a key.
-
-    An incident of the same or a more specific kind is preferred over one the alert's kind
-    would absorb.
-    """
-    if not d.keys or window_hours <= 0:
+    """The open incident this alert belongs to: same kind, or a related kind, sharing a key
+    and active within the window. The same or a more specific kind is preferred."""
+    if window_hours <= 0:
         return None
     since = d.first_seen - timedelta(hours=window_hours)
-    preferred = {d.kind} | absorbed_by
-    stmt = (
-        select(Incident)
-        .join(IncidentKey, IncidentKey.incident_id == Incident.id)
-        .where(
-            IncidentKey.tenant_id == tenant_id,
-            IncidentKey.kind.in_(preferred | absorbs),
-            IncidentKey.key.in_(d.keys),
-            Incident.tenant_id == tenant_id,
-            Incident.state.in_(OPEN_STATES),
-            Incident.last_seen >= since,
-        )
-        .order_by(case((Incident.kind.in_(preferred), 0), else_=1), Incident.id)
-        .limit(1)
-    )
-    return session.scalar(stmt)
+    best: Incident | None = None
+    for key in d.keys:
+        for inc in index.get(key, ()):
+            if inc.kind not in preferred and inc.kind not in absorbs:
+                continue
+            if inc.state not in OPEN_STATES or inc.last_seen is None or inc.last_seen < since:
+                continue
+            rank = (inc.kind not in preferred, inc.id)
+            if best is None or rank < (best.kind not in preferred, best.id):
+                best = inc
+    return best
 
 
-def _reclassify(inc: Incident, kind: str, title: str, catalog: Catalog, now: datetime) -> None:
+def _reclassify(
+    session: Session, inc: Incident, kind: str, title: str, catalog: Catalog, now: datetime
+) -> None:
     """A more specific kind arrived for this incident: take its kind, title and playbook tasks."""
-    inc.timeline.append(
+    session.add(
         TimelineEntry(
+            incident_id=inc.id,
             tenant_id=inc.tenant_id,
             at=now,
             actor="mimamori",

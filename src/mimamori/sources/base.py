@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -202,14 +202,14 @@ def finish(
     *,
     required: Mapping[str, str],
     quarantine: pl.DataFrame | None = None,
-    raw: pl.DataFrame | None = None,
+    raw: pl.DataFrame | Callable[[], pl.DataFrame] | None = None,
     skipped: int = 0,
 ) -> ParseResult:
     """Quarantine rows whose required fields are null, conform the rest to the schema.
 
     ``required`` maps an ECS column to the source field named in the reason (e.g.
-    ``{"@timestamp": "ts"}``). ``raw`` holds ``log.file.line`` and ``text`` of the batch so
-    quarantined rows keep their original line.
+    ``{"@timestamp": "ts"}``). ``raw`` holds ``log.file.line`` and ``text`` of the batch (or
+    makes them, called only when a row is quarantined) so quarantined rows keep their line.
     """
     q = [quarantine] if quarantine is not None and quarantine.height else []
     if required and df.height:
@@ -223,6 +223,8 @@ def finish(
         df = df.with_columns(reason.alias("__reason"))
         bad = df.filter(pl.col("__reason").is_not_null())
         if bad.height:
+            if callable(raw):
+                raw = raw()
             texts = (
                 bad.select(LINE, "__reason").join(raw, on=LINE, how="left")
                 if raw is not None

@@ -12,7 +12,6 @@ import gzip
 import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -28,17 +27,69 @@ BLOCK_BYTES = 16 << 20
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
-@dataclass
 class LineBatch:
-    """Decoded lines of one file: a frame with ``log.file.line`` (Int64) and ``text``."""
+    """Decoded lines of one file: a frame with ``log.file.line`` (Int64) and ``text``.
 
-    path: str
-    lines: pl.DataFrame
-    quarantine: pl.DataFrame = field(default_factory=empty_quarantine)
+    When the whole block was clean UTF-8 (no CR, no over-long line), ``raw`` holds its bytes
+    without the final newline and ``first_line`` its first line number: JSON parsers can
+    hand ``raw`` straight to Polars, and the line frame is only built if someone asks.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        lines: pl.DataFrame | None = None,
+        quarantine: pl.DataFrame | None = None,
+        *,
+        raw: bytes | None = None,
+        first_line: int = 1,
+        n_lines: int | None = None,
+    ) -> None:
+        if lines is None and raw is None:
+            raise ValueError("LineBatch needs lines or raw bytes")
+        self.path = path
+        self._lines = lines
+        self.quarantine = quarantine if quarantine is not None else empty_quarantine()
+        self.raw = raw
+        self.first_line = first_line
+        self._n = n_lines
+
+    @property
+    def lines(self) -> pl.DataFrame:
+        if self._lines is None:
+            assert self.raw is not None
+            series = pl.Series(TEXT, [self.raw], dtype=pl.Binary).cast(pl.String).str.split("\n").explode()
+            self._lines = pl.DataFrame(
+                {
+                    LINE: pl.int_range(
+                        self.first_line, self.first_line + series.len(), dtype=pl.Int64, eager=True
+                    ),
+                    TEXT: series,
+                }
+            )
+        return self._lines
+
+    @property
+    def n_lines(self) -> int:
+        """Lines in ``lines`` (not counting the quarantined ones), without building the frame."""
+        if self._n is None:
+            self._n = self.lines.height
+        return self._n
 
     @property
     def texts(self) -> pl.Series:
         return self.lines[TEXT]
+
+
+def has_long_line(data: bytes, limit: int = MAX_LINE_BYTES) -> bool:
+    """True when some line of ``data`` is longer than ``limit`` bytes (one pass, C speed)."""
+    pos, n = 0, len(data)
+    while n - pos > limit:
+        nl = data.rfind(b"\n", pos, pos + limit + 1)
+        if nl == -1:
+            return True
+        pos = nl + 1
+    return False
 
 
 def quarantine_rows(path: str, lines: list[int], reasons: list[str], raws: list[str]) -> pl.DataFrame:
@@ -108,51 +159,46 @@ def _decode_line(raw: bytes) -> tuple[str | None, str]:
 def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
     if block.endswith(b"\n"):
         block = block[:-1]
+    n = block.count(b"\n") + 1
     try:
-        text = block.decode("utf-8")
-        series = pl.Series(TEXT, [text]).str.split("\n").explode()
-        n = series.len()
-        lines = pl.DataFrame(
-            {LINE: pl.int_range(first_line, first_line + n, dtype=pl.Int64, eager=True), TEXT: series}
-        )
-        quarantine = empty_quarantine()
+        block.decode("utf-8")
+        fast = not has_long_line(block)
     except UnicodeDecodeError:
-        # Slow path, only for blocks holding non-UTF-8 bytes: decode line by line.
-        raw_lines = block.split(b"\n")
-        n = len(raw_lines)
-        ok_no: list[int] = []
-        ok_text: list[str] = []
-        bad_no: list[int] = []
-        bad_reason: list[str] = []
-        bad_raw: list[str] = []
-        for i, raw in enumerate(raw_lines):
-            decoded, why = _decode_line(raw)
-            if decoded is None:
-                bad_no.append(first_line + i)
-                bad_reason.append(why)
-                bad_raw.append(raw.decode("utf-8", "backslashreplace"))
-            else:
-                ok_no.append(first_line + i)
-                ok_text.append(decoded)
-        lines = pl.DataFrame({LINE: ok_no, TEXT: ok_text}, schema={LINE: pl.Int64, TEXT: pl.String})
-        quarantine = quarantine_rows(path, bad_no, bad_reason, bad_raw)
-    lines = lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
-    too_long = pl.col(TEXT).str.len_bytes() > MAX_LINE_BYTES
-    if lines.select(too_long.any()).item():
-        long = lines.filter(too_long)
-        quarantine = pl.concat(
-            [
-                quarantine,
-                quarantine_rows(
-                    path,
-                    long[LINE].to_list(),
-                    [f"line longer than {MAX_LINE_BYTES} bytes"] * long.height,
-                    long[TEXT].to_list(),
-                ),
-            ]
-        )
-        lines = lines.filter(~too_long)
-    return LineBatch(path, lines, quarantine), n
+        fast = False
+    if not fast:
+        return _slow_batch(path, block, first_line), n
+    batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n)
+    if b"\r" in block:  # CRLF line ends: strip them in the line frame; raw is not clean
+        lines = batch.lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
+        batch = LineBatch(path, lines, n_lines=n)
+    return batch, n
+
+
+def _slow_batch(path: str, block: bytes, first_line: int) -> LineBatch:
+    """Line by line: CR line ends, Shift_JIS or undecodable lines, over-long lines."""
+    raw_lines = block.split(b"\n")
+    ok_no: list[int] = []
+    ok_text: list[str] = []
+    bad_no: list[int] = []
+    bad_reason: list[str] = []
+    bad_raw: list[str] = []
+    for i, raw in enumerate(raw_lines):
+        raw = raw.removesuffix(b"\r")
+        if len(raw) > MAX_LINE_BYTES:
+            bad_no.append(first_line + i)
+            bad_reason.append(f"line longer than {MAX_LINE_BYTES} bytes")
+            bad_raw.append(raw.decode("utf-8", "backslashreplace"))
+            continue
+        decoded, why = _decode_line(raw)
+        if decoded is None:
+            bad_no.append(first_line + i)
+            bad_reason.append(why)
+            bad_raw.append(raw.decode("utf-8", "backslashreplace"))
+        else:
+            ok_no.append(first_line + i)
+            ok_text.append(decoded)
+    lines = pl.DataFrame({LINE: ok_no, TEXT: ok_text}, schema={LINE: pl.Int64, TEXT: pl.String})
+    return LineBatch(path, lines, quarantine_rows(path, bad_no, bad_reason, bad_raw))
 
 
 def read_batches(source: Path | str | bytes, name: str | None = None) -> Iterator[LineBatch]:

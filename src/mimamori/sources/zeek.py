@@ -396,6 +396,17 @@ class ZeekParser(SourceParser):
         if state is None:
             file_type, stem = _names_from_path(batch.path)
             state = ctx["zeek"] = _FileState(_Header(), file_type, stem)
+        raw = batch.raw
+        if raw is not None and raw[:1] == b"{" and state.header.fields is None and state.json is not False:
+            fast = _read_json_raw(raw, batch.first_line, batch.n_lines, state)
+            if fast is not None:  # JSON lines, all parsed: no line frame needed
+                state.json = True
+                return finish(
+                    self._map_json(fast, state),
+                    batch.path,
+                    required={"@timestamp": "ts"},
+                    raw=lambda: batch.lines,
+                )
         lines = batch.lines
         groups, skipped = self._split(lines, state)
         quarantine: list[pl.DataFrame] = []
@@ -522,6 +533,10 @@ class ZeekParser(SourceParser):
         df, bad = _read_json(rows, state, path)
         if df.height == 0:
             return empty_events(), bad
+        return self._map_json(df, state), bad
+
+    @staticmethod
+    def _map_json(df: pl.DataFrame, state: _FileState) -> pl.DataFrame:
         df = df.with_columns(
             (pl.coalesce(pl.col(dotted), pl.col(alt)) if dotted in df.columns else pl.col(alt)).alias(dotted)
             for alt, dotted in _UNDERSCORE_KEYS.items()
@@ -533,7 +548,7 @@ class ZeekParser(SourceParser):
             path_col = pl.when(path_col.str.len_bytes() > 0).then(path_col)
             first = df.select(path_col.first()).item()
             if first is not None and df.select((path_col == first).fill_null(False).all()).item():
-                return _map(df, first, _mapping_for(first)), bad  # the common case: one type
+                return _map(df, first, _mapping_for(first))  # the common case: one type
             candidates.append(path_col)
         if state.file_type:
             candidates.append(pl.lit(state.file_type))
@@ -542,12 +557,12 @@ class ZeekParser(SourceParser):
         df = df.with_columns(pl.coalesce(candidates).alias(_TYPE_COL))
         if df[_TYPE_COL].n_unique() == 1:
             name = str(df[_TYPE_COL][0])
-            return _map(df, name, _mapping_for(name)), bad
+            return _map(df, name, _mapping_for(name))
         out: list[pl.DataFrame] = []
         for (log_type,), part in df.partition_by(_TYPE_COL, as_dict=True, maintain_order=True).items():
             name = str(log_type)
             out.append(conform(_map(part, name, _mapping_for(name))))
-        return pl.concat(out).sort(LINE), bad
+        return pl.concat(out).sort(LINE)
 
 
 def _read_json(rows: pl.DataFrame, state: _FileState, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -578,6 +593,28 @@ def _read_json(rows: pl.DataFrame, state: _FileState, path: str) -> tuple[pl.Dat
             return df.with_columns(rows[LINE]), empty_quarantine()
         guess |= need
     return json_lines(rows, path)
+
+
+def _read_json_raw(raw: bytes, first_line: int, n_lines: int, state: _FileState) -> pl.DataFrame | None:
+    """The fast path of ``_read_json`` on a clean block's bytes; None when it does not apply."""
+    known = {state.file_type} if state.file_type else set()
+    first = raw[: raw.find(b"\n")] if b"\n" in raw else raw
+    guess = known | _first_path(first.decode("utf-8"))
+    for _ in range(2):
+        try:
+            df = pl.read_ndjson(raw, schema=_json_schema(frozenset(guess)))
+        except Exception:
+            return None
+        if df.height != n_lines or df["id"].str.starts_with("{").any():
+            return None
+        paths = df["_path"]
+        need = known | set(paths.drop_nulls().unique().to_list())
+        if paths.null_count() and not state.file_type:
+            need |= _FINGERPRINT_TYPES
+        if need <= guess:
+            return df.with_columns(pl.int_range(first_line, first_line + n_lines, dtype=pl.Int64).alias(LINE))
+        guess |= need
+    return None
 
 
 def _first_path(line: str) -> set[str]:
