@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from mimamori.config import Settings
@@ -14,17 +14,19 @@ from mimamori.db.session import init_db, make_engine
 from mimamori.incidents.engine import NotFoundError
 
 
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as s:
+        yield s
+
+
+Db = Annotated[Session, Depends(get_db)]
+
+
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url)
     init_db(engine)
-    factory = sessionmaker(engine, expire_on_commit=False)
     app = FastAPI(title="mimamori", version="0.1.0", description="Read-only API (demo).")
-
-    def db() -> Iterator[Session]:
-        with factory() as s:
-            yield s
-
-    Db = Annotated[Session, Depends(db)]
+    app.state.sessions = sessionmaker(engine, expire_on_commit=False)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
