@@ -26,7 +26,7 @@ from mimamori.detect.intel import IntelMatchDetector
 from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
-from mimamori.sources import SourceError, detect_source, get_parser, head_lines, read_batches
+from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult
 from mimamori.sources.reader import LineBatch, quarantine_rows
 
@@ -188,13 +188,17 @@ class Platform:
         return report
 
     @staticmethod
-    def _parse(parser: Any, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:
-        """Parse one batch; a parser failure quarantines the batch instead of losing it."""
+    def _parse(parser: SourceParser, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:
+        """Parse one batch; a parser failure quarantines the batch instead of losing it.
+
+        Any exception is caught here on purpose: this is the boundary where a parser bug
+        must turn into quarantined lines with a reason, not lost data or a stopped pipeline.
+        """
         if batch.n_lines == 0:
             return ParseResult()
         try:
-            return parser.parse(batch, ctx)  # type: ignore[no-any-return]
-        except (SourceError, pl.exceptions.PolarsError, ValueError, TypeError, KeyError) as exc:
+            return parser.parse(batch, ctx)
+        except Exception as exc:
             lines = batch.lines
             return ParseResult(
                 quarantine=quarantine_rows(
