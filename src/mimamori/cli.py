@@ -576,10 +576,15 @@ def demo(
 
 
 def _print_demo(summary: dict[str, Any]) -> None:
-    table = Table("tenant", "kind", "severity", "state", "alerts", title="incidents")
+    table = Table("#", "tenant", "kind", "severity", "state", "alerts", "title", title="incidents")
     for i in summary["incidents"]:
-        table.add_row(i["tenant"], i["kind"], i["severity"], i["state"], str(i["alerts"]))
+        table.add_row(
+            str(i["id"]), i["tenant"], i["kind"], i["severity"], i["state"], str(i["alerts"]), i["title"]
+        )
     console.print(table)
+    for sc in summary["scenarios"]:
+        mark = "[green]caught[/]" if sc["detected"] else "[red]missed[/]"
+        console.print(f"scenario {sc['scenario']} ({sc['expected_kind']}, {sc['tenant']}): {mark}")
     console.print(
         f"{len(summary['tenants'])} tenants, {summary['stats']['events']} events stored, "
         f"{summary['stats']['quarantined']} quarantined, {len(summary['incidents'])} incidents"
