@@ -155,3 +155,35 @@ def test_ingest_passes_parser_options(tmp_path):
         ],
     )
     assert bad.exit_code != 0
+
+
+def test_a_file_that_cannot_be_ingested_is_reported_and_the_rest_go_on(tmp_path):
+    home = tmp_path / "home"
+    run(home, "tenants", "add", "acme", "--name", "Acme")
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a_notes.txt").write_text("just some notes\n")
+    (folder / "b_conn.log").write_text(
+        json.dumps(
+            {
+                "ts": 1744700000.0,
+                "uid": "C1",
+                "id.orig_h": "10.0.0.1",
+                "id.orig_p": 1,
+                "id.resp_h": "10.0.0.2",
+                "id.resp_p": 80,
+                "proto": "tcp",
+            }
+        )
+        + "\n"
+    )
+    result = runner.invoke(
+        app, ["ingest", "--tenant", "acme", str(folder), "--json", "--data-dir", str(home)]
+    )
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert [("error" in r, Path(r["path"]).name) for r in out] == [
+        (False, "b_conn.log"),
+        (True, "a_notes.txt"),
+    ]
+    assert out[0]["stored"] == 1 and "not recognised" in out[1]["error"]

@@ -15,6 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mimamori.config import Settings
+from mimamori.pipeline import PipelineError, UnknownTenantError
+from mimamori.sources import SourceError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="mimamori: watch over small businesses.")
 intel_app = typer.Typer(no_args_is_help=True, help="Threat intelligence: import, update, list.")
@@ -169,33 +171,45 @@ def ingest(
             raise CliError(f"--option {kv!r}: expected KEY=VALUE")
         options[key] = int(value) if value.isdigit() else value
     platform = _platform(data_dir)
-    reports = []
+    reports: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
     files = _expand(paths)
     with _progress() as progress:
         task = progress.add_task("ingesting", total=len(files))
         for path in files:
             progress.update(task, description=f"ingesting {path.name}")
-            reports.append(platform.ingest(tenant, source, path, options=options).as_dict())
+            try:
+                reports.append(platform.ingest(tenant, source, path, options=options).as_dict())
+            except (PipelineError, SourceError, OSError) as exc:
+                if isinstance(exc, UnknownTenantError):
+                    raise
+                failed.append({"path": str(path), "error": str(exc)})
             progress.advance(task)
     if as_json:
-        _print_json(reports)
-        return
-    table = Table("file", "source", "lines", "stored", "quarantined", "skipped", "alerts", "new incidents")
-    for r in reports:
-        table.add_row(
-            r["path"],
-            r["source"],
-            str(r["lines_read"]),
-            str(r["stored"]),
-            str(r["quarantined"]),
-            str(r["skipped"]),
-            str(r["alerts"]),
-            str(len(r["incidents_opened"])),
+        _print_json([*reports, *failed])  # a failed file is {"path", "error"}
+    else:
+        table = Table(
+            "file", "source", "lines", "stored", "quarantined", "skipped", "alerts", "new incidents"
         )
-    console.print(table)
-    for r in reports:
-        for q in r["quarantine_sample"][:5]:
-            err.print(f"[yellow]quarantined[/] {r['path']}:{q['log.file.line']}: {q['reason']}")
+        for r in reports:
+            table.add_row(
+                r["path"],
+                r["source"],
+                str(r["lines_read"]),
+                str(r["stored"]),
+                str(r["quarantined"]),
+                str(r["skipped"]),
+                str(r["alerts"]),
+                str(len(r["incidents_opened"])),
+            )
+        console.print(table)
+        for r in reports:
+            for q in r["quarantine_sample"][:5]:
+                err.print(f"[yellow]quarantined[/] {r['path']}:{q['log.file.line']}: {q['reason']}")
+        for f in failed:
+            err.print(f"[red]not ingested[/] {f['path']}: {f['error']}")
+    if failed:
+        raise SystemExit(1)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
