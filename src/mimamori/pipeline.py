@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ import polars as pl
 from sqlalchemy import Engine, select
 
 from mimamori.archive import Archive
+from mimamori.assets import default_observers
 from mimamori.config import Settings
 from mimamori.db.models import IngestRun, Sensor, Tenant, utcnow
 from mimamori.db.session import init_db, make_engine, session_scope
 from mimamori.detect import AlertDraft, DetectContext, Detector, default_detectors
 from mimamori.detect.intel import IntelMatchDetector
+from mimamori.detect.state import StateStore
 from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
@@ -74,6 +76,8 @@ class Platform:
         init_db(self.engine)
         self.archive = Archive(settings.archive_dir)
         self.detectors = detectors if detectors is not None else default_detectors()
+        self.state = StateStore(settings.data_dir / "state")
+        self.observers = default_observers()
         self._indicators: dict[bool, IndicatorSet] = {}
 
     def close(self) -> None:
@@ -152,6 +156,12 @@ class Platform:
                 qsample.append(quarantine.head(20))
             events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
             drafts.extend(self.detect(events, tenant_id, batch_id, networks, allow_private))
+            if self.observers and events.height:
+                with session_scope(self.engine) as session:
+                    tenant_row = session.get(Tenant, tenant_id)
+                    assert tenant_row is not None
+                    for observer in self.observers:
+                        drafts.extend(observer.observe(session, tenant_row, events, batch_id))
             if progress:
                 progress(n_lines)
         report.quarantine_sample = (
@@ -175,6 +185,8 @@ class Platform:
                     finished_at=utcnow(),
                 )
             )
+            for det in self.detectors:
+                self.state.save(tenant_id, det.name)
             if sensor_id is not None:
                 sensor = session.scalar(
                     select(Sensor).where(Sensor.id == sensor_id, Sensor.tenant_id == tenant_id)
@@ -230,7 +242,7 @@ class Platform:
         )
         out: list[AlertDraft] = []
         for det in self.detectors:
-            out.extend(det.detect(events, ctx))
+            out.extend(det.detect(events, replace(ctx, state=self.state.get(tenant_id, det.name))))
         return out
 
     # ------------------------------------------------------------------ retro-hunt
