@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mimamori.config import Settings
 from mimamori.db import repo
+from mimamori.db.models import Asset
 from mimamori.db.session import session_scope
 from mimamori.pipeline import PipelineError, Platform
 
@@ -57,6 +58,21 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
                 contact_phone=t.get("contact_phone"),
                 sites=t.get("sites") or [],
                 actor="demo",
+            )
+        s.flush()
+        for a in man.get("assets", []):  # devices the provider already knows (e.g. an isolated PC)
+            s.add(
+                Asset(
+                    tenant_id=a["tenant"],
+                    mac=a.get("mac"),
+                    ip=a.get("ip"),
+                    hostname=a.get("hostname"),
+                    os_name=a.get("os_name"),
+                    isolated=bool(a.get("isolated", False)),
+                    has_antimalware=a.get("has_antimalware"),
+                    has_endpoint_agent=a.get("has_endpoint_agent"),
+                    notes=a.get("note"),
+                )
             )
     telemetry = settings.data_dir / "telemetry"
     intel_files = [telemetry / p for p in man.get("intel", [])] or sorted((telemetry / "intel").iterdir())
@@ -103,6 +119,13 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
         found = [
             i["id"] for i in incidents if i["tenant"] == sc["tenant"] and i["kind"] == sc["expected_kind"]
         ]
+        related = [
+            i["id"]
+            for i in incidents
+            if i["tenant"] == sc["tenant"]
+            and i["kind"] in sc.get("also_expected", [])
+            and i["id"] not in found
+        ]
         scenarios.append(
             {
                 "scenario": sc["scenario"],
@@ -110,6 +133,7 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
                 "expected_kind": sc["expected_kind"],
                 "detected": bool(found),
                 "incidents": found,
+                "related_incidents": related,
             }
         )
     return {
