@@ -66,6 +66,17 @@ class DetectContext:
     def internal(self, col: str) -> pl.Expr:
         return in_networks(pl.col(col), self.networks)
 
+    def internal_host(self, fallback: pl.Expr | None = None) -> pl.Expr:
+        """The inside party of an event: the internal source, else the internal destination,
+        else ``fallback`` (the source address by default)."""
+        return (
+            pl.when(self.internal("source.ip"))
+            .then(pl.col("source.ip"))
+            .when(self.internal("destination.ip"))
+            .then(pl.col("destination.ip"))
+            .otherwise(pl.col("source.ip") if fallback is None else fallback)
+        )
+
 
 class Detector(ABC):
     name: ClassVar[str]

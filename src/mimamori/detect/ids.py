@@ -25,13 +25,7 @@ class IdsAlertDetector(Detector):
         )
         if ids.height == 0:
             return []
-        host = (
-            pl.when(ctx.internal("source.ip"))
-            .then(pl.col("source.ip"))
-            .when(ctx.internal("destination.ip"))
-            .then(pl.col("destination.ip"))
-            .otherwise(pl.col("source.ip"))
-        )
+        host = ctx.internal_host()
         grouped = (
             ids.with_columns(host.alias("__host"), pl.col("event.severity").fill_null(3).alias("__sev"))
             .group_by("__host", "rule.name", maintain_order=True)

@@ -29,13 +29,7 @@ class IntelMatchDetector(Detector):
             return []
         rows = events.with_row_index("row").join(hits, on="row", how="inner")
         # The internal party: the inside end of the connection, else the source.
-        host = (
-            pl.when(ctx.internal("source.ip"))
-            .then(pl.col("source.ip"))
-            .when(ctx.internal("destination.ip"))
-            .then(pl.col("destination.ip"))
-            .otherwise(pl.col("source.ip"))
-        )
+        host = ctx.internal_host()
         rows = rows.with_columns(host.alias("__host"))
         grouped = rows.group_by("__host", "indicator.value", maintain_order=True).agg(
             pl.len().alias("n"),
