@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import ipaddress
+import itertools
 import json
 import re
 import time
@@ -60,6 +61,7 @@ ZEEK_KEYS = {
     },
     "ssl": {"ts", "uid", "id.orig_h", "id.resp_h", "version", "cipher", "established"},
     "dhcp": {"ts", "uids", "mac", "host_name", "assigned_addr", "lease_time", "msg_types"},
+    "software": {"ts", "host", "software_type", "name", "version.major"},
 }
 EVE_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d{4}$")
 KV = re.compile(r'(?:^|\s)([A-Za-z_][\w.\-]*)=("(?:[^"\\]|\\.)*"|\S*)')
@@ -123,7 +125,15 @@ def _urlhaus(root: Path) -> list[dict[str, str]]:
 
 def _plain(root: Path) -> list[str]:
     lines = (root / "intel/blocklist.txt").read_text("utf-8").splitlines()
-    return [ln for ln in lines if ln and not ln.startswith("#")]
+    return [ln.split()[0] for ln in lines if ln and not ln.startswith("#")]
+
+
+def _plain_notes(root: Path) -> dict[str, str]:
+    """Entries with a trailing ``# threat`` comment."""
+    lines = (root / "intel/blocklist.txt").read_text("utf-8").splitlines()
+    return {
+        ln.split()[0]: ln.split("#", 1)[1].strip() for ln in lines if "#" in ln and not ln.startswith("#")
+    }
 
 
 def _intel_ips(root: Path) -> set[str]:
@@ -156,6 +166,7 @@ def test_manifest_layout(demo: tuple[Path, dict[str, Any], float]) -> None:
         "files",
         "intel",
         "scenarios",
+        "assets",
     }
     assert (man["seed"], man["hours"]) == (7, HOURS)
     assert datetime.fromisoformat(man["start"]) == START
@@ -210,8 +221,23 @@ def test_manifest_layout(demo: tuple[Path, dict[str, Any], float]) -> None:
             "details",
         }
         assert s["expected_kind"] == SCENARIO_KINDS[s["scenario"]]
-    assert [s["scenario"] for s in man["scenarios"]] == [2, 6, 7]
-    assert len({s["tenant"] for s in man["scenarios"]}) == 3, "each scenario in a different tenant"
+        assert isinstance(s["also_expected"], list)
+        assert s["expected_kind"] not in s["also_expected"]
+    assert [s["scenario"] for s in man["scenarios"]] == [1, 2, 3, 4, 6, 7]
+    assert len({s["tenant"] for s in man["scenarios"]}) == 6, "each scenario in a different tenant"
+    for a in man["assets"]:
+        assert set(a) == {
+            "tenant",
+            "mac",
+            "ip",
+            "hostname",
+            "os_name",
+            "isolated",
+            "has_antimalware",
+            "has_endpoint_agent",
+            "note",
+        }
+        assert a["tenant"] in {t["id"] for t in man["tenants"]}
     loaded = read_manifest(root)
     assert loaded.to_dict() == man
 
@@ -226,7 +252,7 @@ def test_background_volume(demo: tuple[Path, dict[str, Any], float]) -> None:
         names = {
             Path(f["path"]).name for f in man["files"] if f["tenant"] == t["id"] and f["source"] == "zeek"
         }
-        assert names == {"conn.log", "dns.log", "http.log", "ssl.log", "dhcp.log"}
+        assert names == {"conn.log", "dns.log", "http.log", "ssl.log", "dhcp.log", "software.log"}
 
 
 # ------------------------------------------------------------------------------ formats
@@ -309,10 +335,16 @@ def test_fortigate_lines_are_fortios_key_value(demo: tuple[Path, dict[str, Any],
             local = datetime.strptime(f"{kv['date']} {kv['time']} {kv['tz']}", "%Y-%m-%d %H:%M:%S %z")
             assert abs((local - at).total_seconds()) < 1
             kinds[(kv["type"], kv["subtype"])] += 1
-            if kv["type"] == "utm":
+            if (kv["type"], kv["subtype"]) == ("utm", "virus"):
                 assert kv["eventtype"] == "infected" and kv["action"] == "blocked"
                 assert re.fullmatch(r"[0-9a-f]{64}", kv["analyticscksum"])
-    assert {("traffic", "forward"), ("utm", "virus"), ("event", "system")} <= set(kinds)
+            if (kv["type"], kv["subtype"]) == ("utm", "ips"):
+                assert kv["logid"] == "0419016384" and kv["eventtype"] == "signature"
+                assert kv["action"] == "dropped" and kv["attack"] and kv["attackid"].isdigit()
+                assert kv["severity"] in {"critical", "high", "medium", "low", "info"}
+            if kv["type"] == "traffic" and kv["proto"] == "6":
+                assert kv["action"] in {"close", "timeout", "server-rst"}
+    assert {("traffic", "forward"), ("utm", "virus"), ("utm", "ips"), ("event", "system")} <= set(kinds)
 
 
 def test_intel_files_in_abusech_formats(demo: tuple[Path, dict[str, Any], float]) -> None:
@@ -513,6 +545,216 @@ def test_scenario7_banking_malware(demo: tuple[Path, dict[str, Any], float]) -> 
     # background: a handful of low-severity policy alerts, no trojans elsewhere
     policy = [r for r in alerts if not r["alert"]["signature"].startswith("ET TROJAN")]
     assert 1 <= len(policy) <= 12 and all(r["alert"]["severity"] >= 2 for r in policy)
+    wannacry_tenant = next(x["tenant"] for x in man["scenarios"] if x["scenario"] == 3)
     for f in man["files"]:
         if f["source"] == "suricata" and f["tenant"] != s["tenant"]:
-            assert "ET TROJAN" not in (root / f["path"]).read_text("utf-8")
+            others = [r for r in _records(root, f) if r["event_type"] == "alert"]
+            trojans = [r for r in others if r["alert"]["signature"].startswith("ET TROJAN")]
+            assert all("WannaCry" in r["alert"]["signature"] for r in trojans)
+            assert not trojans or f["tenant"] == wannacry_tenant
+
+
+def _zeek(root: Path, man: dict[str, Any], tenant: str, log: str) -> list[dict[str, Any]]:
+    (f,) = [f for f in man["files"] if f["tenant"] == tenant and f["path"].endswith(f"/zeek/{log}.log")]
+    return _records(root, f)
+
+
+def test_scenario_kinds_are_known_incident_kinds() -> None:
+    import yaml
+
+    from mimamori.demo.generate import SCENARIO_ALSO
+
+    kinds = yaml.safe_load(
+        (Path(__file__).parents[2] / "src/mimamori/incidents/kinds.yaml").read_text("utf-8")
+    )["kinds"]
+    for number, kind in SCENARIO_KINDS.items():
+        assert kind in kinds, kind
+        assert number in kinds[kind]["scenarios"], (number, kind)
+    for number, also in SCENARIO_ALSO.items():
+        assert set(also) <= set(kinds), number
+
+
+def test_scenario1_isolated_xp_pc(demo: tuple[Path, dict[str, Any], float]) -> None:
+    root, man, _ = demo
+    s = next(x for x in man["scenarios"] if x["scenario"] == 1)
+    tenant = s["tenant"]
+    (asset,) = man["assets"]
+    dev = s["details"]["device"]
+    assert asset["tenant"] == tenant and asset["isolated"] is True
+    assert asset["has_antimalware"] is False and asset["has_endpoint_agent"] is False
+    assert "XP" in asset["os_name"] and asset["note"]
+    assert (asset["ip"], asset["mac"], asset["hostname"]) == (dev["ip"], dev["mac"], dev["host_name"])
+    assert s["hosts"] == [asset["ip"]]
+    # it joins by DHCP with the address and MAC the provider has on file (a real vendor OUI)
+    dhcp = [r for r in _zeek(root, man, tenant, "dhcp") if r["mac"] == asset["mac"]]
+    assert len(dhcp) == 1 and dhcp[0]["assigned_addr"] == asset["ip"]
+    assert dhcp[0]["host_name"] == asset["hostname"] == "OLD-CAD-XP"
+    assert dhcp[0]["msg_types"] == ["DISCOVER", "OFFER", "REQUEST", "ACK"]
+    assert not int(asset["mac"][:2], 16) & 0x02, "a vendor (globally administered) MAC"
+    joined = dhcp[0]["ts"]
+    # XP-era user agents and Zeek's software.log say Windows XP
+    http = [r for r in _zeek(root, man, tenant, "http") if r["id.orig_h"] == asset["ip"]]
+    agents = {r["user_agent"] for r in http}
+    assert any("MSIE 8.0; Windows NT 5.1" in a for a in agents)
+    assert any(a.startswith("Microsoft-CryptoAPI/5.") for a in agents)
+    soft = [r for r in _zeek(root, man, tenant, "software") if r["host"] == asset["ip"]]
+    assert any(
+        r["software_type"] == "OS::WINDOWS" and r.get("version.addl") == "XP" and r["version.major"] == 5
+        for r in soft
+    )
+    others = [r for r in _zeek(root, man, tenant, "software") if r["host"] != asset["ip"]]
+    assert others and not any(r.get("version.addl") == "XP" for r in others)
+    # talks to the known C2 from the Feodo file, only after it was plugged in
+    conns = [r for r in _zeek(root, man, tenant, "conn") if r["id.orig_h"] == asset["ip"]]
+    assert min(r["ts"] for r in conns) >= joined
+    (c2,) = s["indicators"]["ips"]
+    feodo = {r["dst_ip"]: r for r in _feodo(root)}
+    assert feodo[c2]["malware"] == s["details"]["c2"][0]["malware"]
+    assert any(r["id.resp_h"] == c2 for r in conns)
+    # the beacon: one host in no intel file, every ~300 s, near-constant sizes, for hours
+    beacon = s["details"]["beacon"]
+    assert beacon["ip"] not in _intel_ips(root)
+    hits = sorted((r for r in conns if r["id.resp_h"] == beacon["ip"]), key=lambda r: r["ts"])
+    assert len(hits) == beacon["connections"] >= 100
+    gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(hits)]
+    assert all(abs(g - 300) <= 10 for g in gaps)
+    assert hits[-1]["ts"] - hits[0]["ts"] > 8 * 3600
+    sizes = [r["orig_bytes"] for r in hits]
+    assert max(sizes) - min(sizes) <= 10
+    assert all(r["conn_state"] == "SF" for r in hits)
+
+
+_OS_FAMILIES = (
+    ("Windows 7", re.compile(r"Windows NT 6\.1|CryptoAPI/6\.1")),
+    ("Android", re.compile(r"Android")),
+    ("iOS", re.compile(r"iPad|iPhone|CaptiveNetworkSupport")),
+    ("Windows 10", re.compile(r"Windows NT 10\.0|CryptoAPI/10\.0")),
+)
+
+
+def test_scenario3_rogue_router_with_wannacry(demo: tuple[Path, dict[str, Any], float]) -> None:
+    root, man, _ = demo
+    s = next(x for x in man["scenarios"] if x["scenario"] == 3)
+    tenant = s["tenant"]
+    (router,) = s["hosts"]
+    info = s["details"]["router"]
+    assert info["ip"] == router
+    dhcp = [r for r in _zeek(root, man, tenant, "dhcp") if r["assigned_addr"] == router]
+    assert {r["mac"] for r in dhcp} == {info["mac"]} and info["mac"].startswith("10:6f:3f")
+    # one address, several operating systems behind it
+    http = [r for r in _zeek(root, man, tenant, "http") if r["id.orig_h"] == router]
+    families = {name for a in {r["user_agent"] for r in http} for name, rx in _OS_FAMILIES if rx.search(a)}
+    assert len(families) >= 3 and families >= set(s["details"]["os_families"])
+    soft = {
+        r["name"] + str(r["version.major"])
+        for r in _zeek(root, man, tenant, "software")
+        if r["host"] == router
+    }
+    assert len(soft) >= 3
+    # no ordinary PC shows more than one OS family
+    by_host: dict[str, set[str]] = {}
+    for r in _zeek(root, man, tenant, "http"):
+        for name, rx in _OS_FAMILIES:
+            if rx.search(r["user_agent"]):
+                by_host.setdefault(r["id.orig_h"], set()).add(name)
+    assert [h for h, fam in by_host.items() if len(fam) >= 2] == [router]
+    # WannaCry: the kill-switch lookup, listed in the plain list as WannaCry
+    (domain,) = s["indicators"]["domains"]
+    assert domain.endswith(".test") and _plain_notes(root)[domain] == "WannaCry"
+    dns = [r for r in _zeek(root, man, tenant, "dns") if r["query"] == domain]
+    assert dns and all(r["id.orig_h"] == router and r["rcode_name"] == "NXDOMAIN" for r in dns)
+    # SMB scanning of many internal and external addresses, nearly all failing
+    nets = [ipaddress.ip_network(n) for t in man["tenants"] if t["id"] == tenant for n in t["networks"]]
+    smb = [r for r in _zeek(root, man, tenant, "conn") if r["id.resp_p"] == 445 and r["id.orig_h"] == router]
+    inside = {r["id.resp_h"] for r in smb if any(ipaddress.ip_address(r["id.resp_h"]) in n for n in nets)}
+    outside = {r["id.resp_h"] for r in smb} - inside
+    assert len(inside) >= 30 and len(outside) >= 100
+    assert sum(r["conn_state"] in ("S0", "REJ") for r in smb) > 0.8 * len(smb)
+    assert all(ipaddress.ip_address(ip).is_global for ip in outside)
+    other_smb = [
+        r for r in _zeek(root, man, tenant, "conn") if r["id.resp_p"] == 445 and r["id.orig_h"] != router
+    ]
+    assert all(not r["local_orig"] or r["local_resp"] for r in other_smb), "only the router scans out"
+    # Suricata: ETERNALBLUE and WannaCry alerts, all from the router's address
+    (eve,) = [f for f in man["files"] if f["tenant"] == tenant and f["source"] == "suricata"]
+    alerts = [r for r in _records(root, eve) if r["event_type"] == "alert"]
+    bad = [r for r in alerts if r["alert"]["severity"] == 1]
+    assert {r["src_ip"] for r in bad} == {router}
+    names = {r["alert"]["signature"] for r in bad}
+    assert any("ETERNALBLUE MS17-010" in n for n in names) and any("WannaCry" in n for n in names)
+    assert all(9_000_000 <= r["alert"]["signature_id"] < 10_000_000 for r in bad)
+    assert any(r["dest_port"] == 53 and "WannaCry" in r["alert"]["signature"] for r in bad)
+
+
+def test_scenario4_stepping_stone(demo: tuple[Path, dict[str, Any], float]) -> None:
+    root, man, _ = demo
+    s = next(x for x in man["scenarios"] if x["scenario"] == 4)
+    tenant = s["tenant"]
+    (pc,) = s["hosts"]
+    nets = [ipaddress.ip_network(n) for t in man["tenants"] if t["id"] == tenant for n in t["networks"]]
+
+    def local(ip: str) -> bool:
+        return any(ipaddress.ip_address(ip) in n for n in nets)
+
+    conns = _zeek(root, man, tenant, "conn")
+    failed = [
+        r for r in conns if r["conn_state"] in ("S0", "REJ") and r["local_orig"] and not r["local_resp"]
+    ]
+    by_src = Counter(r["id.orig_h"] for r in failed)
+    assert by_src.most_common(1)[0][0] == pc and by_src[pc] >= 100
+    assert all(n < 5 for h, n in by_src.items() if h != pc), "only the stepping stone fails like this"
+    mine = [r for r in failed if r["id.orig_h"] == pc]
+    assert {r["id.resp_p"] for r in mine} == {21, 22, 80, 443}
+    assert len({r["id.resp_h"] for r in mine}) >= 100
+    for b in s["details"]["bursts"]:  # each burst lasts minutes
+        start, end = (datetime.fromisoformat(b[k]).timestamp() for k in ("start", "end"))
+        assert 0 < end - start < 600
+        assert sum(start <= r["ts"] <= end for r in mine) >= 30
+    # the UTM's IPS: the office PC is the source, outside servers the destinations
+    (fg,) = [f for f in man["files"] if f["tenant"] == tenant and f["source"] == "fortigate"]
+    records = _records(root, fg)
+    ips = [r for r in records if r["type"] == "utm" and r["subtype"] == "ips"]
+    assert len(ips) == s["details"]["ids_detections"] >= 20
+    assert {r["srcip"] for r in ips} == {pc}
+    assert all(not local(r["dstip"]) and r["direction"] == "outgoing" for r in ips)
+    assert {int(r["dstport"]) for r in ips} <= {21, 22, 80, 443}
+    assert {r["attack"] for r in ips} == set(s["details"]["attacks"])
+    assert any("SSH" in r["attack"] for r in ips) and any(r.get("url") for r in ips)
+    traffic = {r["sessionid"]: r for r in records if r["type"] == "traffic"}
+    for r in ips:
+        assert traffic[r["sessionid"]]["utmaction"] == "block" and traffic[r["sessionid"]]["srcip"] == pc
+    # private phones with randomised MACs join the open DHCP
+    phones = s["details"]["private_devices"]
+    assert len(phones) >= 2
+    dhcp = _zeek(root, man, tenant, "dhcp")
+    for p in phones:
+        assert int(p["mac"][:2], 16) & 0x02, "a randomised (locally administered) MAC"
+        (join,) = [r for r in dhcp if r["mac"] == p["mac"]]
+        assert join["assigned_addr"] == p["ip"] and join["msg_types"][0] == "DISCOVER"
+        assert local(p["ip"]) and p["ip"] != pc
+
+
+def test_new_scenarios_stay_in_their_tenants(demo: tuple[Path, dict[str, Any], float]) -> None:
+    root, man, _ = demo
+    by_tenant = _text_by_tenant(root, man)
+    s1 = next(x for x in man["scenarios"] if x["scenario"] == 1)
+    s3 = next(x for x in man["scenarios"] if x["scenario"] == 3)
+    s4 = next(x for x in man["scenarios"] if x["scenario"] == 4)
+    markers = {
+        s1["tenant"]: ["Windows NT 5.1", s1["details"]["beacon"]["ip"], "OLD-CAD-XP"],
+        s3["tenant"]: ["ETERNALBLUE", s3["details"]["router"]["mac"]],
+        s4["tenant"]: ['subtype="ips"', "Go-http-client/1.1"],
+    }
+    for owner, values in markers.items():
+        for value in values:
+            assert {t for t, text in by_tenant.items() if value in text} == {owner}, value
+
+
+def test_scenario3_needs_suricata(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "src/mimamori/demo/tenants.yaml").read_text("utf-8")
+    table = tmp_path / "tenants.yaml"
+    table.write_text(
+        text.replace("sources: [zeek, suricata]\n    pcs: 5", "sources: [zeek]\n    pcs: 5"), "utf-8"
+    )
+    with pytest.raises(TenantTableError, match="scenario 3"):
+        load_tenants(table)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from mimamori.assets.base import InventoryObserver
+from mimamori.assets.inventory import DeviceInventoryObserver
 
 #: observer name -> class; the one place an observer is registered.
-OBSERVERS: dict[str, type[InventoryObserver]] = {}
+OBSERVERS: dict[str, type[InventoryObserver]] = {DeviceInventoryObserver.name: DeviceInventoryObserver}
 
 
 def default_observers() -> list[InventoryObserver]:

@@ -291,7 +291,36 @@ class Asset(Base):
     first_seen: Mapped[datetime | None]
     last_seen: Mapped[datetime | None]
     notes: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_asset_tenant_mac", "tenant_id", "mac"),)
+    # passive inventory (assets.inventory): phone/tablet/pc/unknown, and a bounded record of
+    # what identified the device (user agents, OS families with when last seen, software)
+    device_class: Mapped[str | None] = mapped_column(String(16))
+    fingerprint: Mapped[dict[str, Any] | None] = mapped_column(JsonType, default=dict)
+    __table_args__ = (
+        Index("ix_asset_tenant_mac", "tenant_id", "mac"),
+        Index("ix_asset_tenant_ip", "tenant_id", "ip"),
+    )
+
+
+class DhcpLease(Base):
+    """One tenure of an address by a device: (mac, ip) from ``start`` while renewals continue.
+
+    ``ends_at`` is when the tenure is presumed over (last renewal plus the assumed lease
+    time); ``assets.inventory.lease_at`` answers "which device held this address then".
+    """
+
+    __tablename__ = "dhcp_lease"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    mac: Mapped[str] = mapped_column(String(32))
+    ip: Mapped[str] = mapped_column(String(64))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    start: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    __table_args__ = (
+        Index("ix_dhcp_lease_tenant_ip_start", "tenant_id", "ip", "start"),
+        Index("ix_dhcp_lease_tenant_mac", "tenant_id", "mac"),
+    )
 
 
 class AuditLog(Base):

@@ -1,20 +1,30 @@
-"""Demo telemetry: SME tenants' background traffic with three incidents hidden in it.
+"""Demo telemetry: SME tenants' background traffic with six incidents hidden in it.
 
 ``generate`` writes, for every tenant of ``tenants.yaml``, Zeek JSON logs (conn, dns, http,
-ssl, dhcp), Suricata EVE JSON and FortiGate key=value logs laid out as those products
-write them, abuse.ch-style intel feeds under ``intel/`` (Feodo Tracker CSV, URLhaus
-``csv_recent``, a plain block list), and ``manifest.json``: the tenants, every file, and
-per scenario the ground truth an end-to-end test checks detection against.
+ssl, dhcp, software), Suricata EVE JSON and FortiGate key=value logs laid out as those
+products write them, abuse.ch-style intel feeds under ``intel/`` (Feodo Tracker CSV, URLhaus
+``csv_recent``, a plain block list), and ``manifest.json``: the tenants, every file, the
+assets the provider already knows, and per scenario the ground truth an end-to-end test
+checks detection against.
 
 Scenarios (MISSION.md numbering), each in its own tenant:
+ 1. a Windows XP PC without anti-malware, on the asset list as isolated, is plugged in to
+    print: XP user agents and software.log, a known C2 (Feodo) and a 300 s beacon;
  2. a private iPhone joins the office Wi-Fi and downloads from a malware-distribution host;
+ 3. a wireless router brought in by the owner's family: one LAN address with Windows 7,
+    Android and iOS behind it, and WannaCry (kill-switch lookup, SMB scanning, ETERNALBLUE
+    alerts in Suricata);
+ 4. an office PC used as a stepping stone: bursts of failed connections to many outside
+    FTP/SSH/web servers and FortiGate IPS drops with it as the source; two private phones
+    with randomised MACs join the open DHCP;
  6. a hacked trading partner's mail server sends ~100 Emotet invoice/bonus mails in an hour,
     blocked by the FortiGate anti-virus;
  7. Upatre/Dyre (and Dridex) banking malware on two PCs, seen by Suricata and Zeek.
 
 Everything bad is fictional: external "bad" hosts are in the documentation ranges
 (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24) and bad domains end in ``.example`` or
-``.test``. The output depends only on ``seed``, ``start`` and ``hours``.
+``.test``; the outside servers scanned in scenarios 3 and 4 are random public addresses
+(victims, not indicators). The output depends only on ``seed``, ``start`` and ``hours``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import csv
 import hashlib
 import io
 import ipaddress
+import itertools
 import json
 import random
 import string
@@ -53,13 +64,32 @@ JST = timezone(timedelta(hours=9))
 SOURCES = ("zeek", "suricata", "fortigate")
 SERVICE_LEVELS = ("standard", "premium")
 SCENARIO_KINDS: dict[int, str] = {
+    1: "isolated_asset_external",
     2: "malicious_destination",
+    3: "rogue_router",
+    4: "outbound_attack",
     6: "malware_mail_campaign",
     7: "banking_malware",
 }
+#: other kinds a scenario may legitimately raise besides its ``expected_kind``
+#: (a phone's OS ages into end of life as the demo's date moves on: eol_os may appear)
+SCENARIO_ALSO: dict[int, list[str]] = {
+    1: ["beaconing", "eol_os", "malicious_destination", "new_device"],
+    2: ["new_device", "eol_os"],
+    3: [
+        "ransomware",
+        "new_device",
+        "ids_alert",
+        "malicious_destination",
+        "outbound_attack",
+        "lateral_movement",
+        "eol_os",
+    ],
+    4: ["new_device", "ids_alert", "eol_os"],
+}
 #: the scenarios need room: a one-hour mail burst, two infections some time apart
 MIN_HOURS = 3
-ZEEK_LOGS = ("conn", "dns", "http", "ssl", "dhcp")
+ZEEK_LOGS = ("conn", "dns", "http", "ssl", "dhcp", "software")
 
 
 class DemoError(Exception):
@@ -213,8 +243,10 @@ def _check_table(tenants: list[DemoTenant]) -> None:
     for t in tenants:
         if t.scenario == 6 and "fortigate" not in t.sources:
             raise TenantTableError(t.id, "scenario 6 needs a 'fortigate' source")
-        if t.scenario == 7 and "suricata" not in t.sources:
-            raise TenantTableError(t.id, "scenario 7 needs a 'suricata' source")
+        if t.scenario in (3, 7) and "suricata" not in t.sources:
+            raise TenantTableError(t.id, f"scenario {t.scenario} needs a 'suricata' source")
+        if t.scenario == 4 and not {"suricata", "fortigate"} & set(t.sources):
+            raise TenantTableError(t.id, "scenario 4 needs an IDS: a 'suricata' or 'fortigate' source")
         if not 3 <= t.pcs <= 60:
             raise TenantTableError(t.id, "pcs must be between 3 and 60")
 
@@ -243,7 +275,11 @@ class DemoManifest:
     directory); ``intel[]``: relative paths of the feed files;
     ``scenarios[]``: ``{scenario, expected_kind, tenant, title, title_en, sources, hosts,
     indicators{ips, domains, urls, sha256, emails}, details{...}, events, events_by_file,
-    first_seen, last_seen, expected_incidents}``.
+    first_seen, last_seen, expected_incidents, also_expected}`` (``also_expected``: other
+    kinds the scenario may legitimately raise; possibly empty);
+    ``assets[]``: devices the provider already knows (recorded before any telemetry):
+    ``{tenant, mac, ip, hostname, os_name, isolated, has_antimalware, has_endpoint_agent,
+    note}``.
     """
 
     root: Path
@@ -256,6 +292,7 @@ class DemoManifest:
     files: list[DemoFile]
     intel: list[str]
     scenarios: list[dict[str, Any]]
+    assets: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -269,6 +306,7 @@ class DemoManifest:
             "files": [asdict(f) for f in self.files],
             "intel": self.intel,
             "scenarios": self.scenarios,
+            "assets": self.assets,
         }
 
     def files_of(self, tenant: str, source: str | None = None) -> list[DemoFile]:
@@ -301,6 +339,7 @@ def read_manifest(out_dir: Path) -> DemoManifest:
         files=[DemoFile(**f) for f in doc["files"]],
         intel=doc["intel"],
         scenarios=doc["scenarios"],
+        assets=doc.get("assets", []),
     )
 
 
@@ -341,7 +380,7 @@ class _HttpSite:
     country: str
     weight: int
     uri: str
-    mime: str
+    mime: str | None
     ua: str
     size: tuple[int, int]
 
@@ -524,6 +563,294 @@ POLICY_SIGS = {
 }
 
 
+# scenario 1: an isolated Windows XP PC plugged in to print
+S1_HOST_NAME = "OLD-CAD-XP"
+S1_OUI = "00:14:22"  # Dell Inc.: an XP-era OptiPlex
+S1_OS = "Windows XP Professional SP3"
+S1_VENDOR_CLASS = "MSFT 5.0"
+XP_IE8 = "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0)"
+#: what XP's CryptoAPI sends (Zeek's windows-version-detection maps 5.131.2600 to XP)
+XP_CRYPTOAPI = "Microsoft-CryptoAPI/5.131.2600"
+#: (ip, port, malware) of the C2 server, in the Feodo file
+S1_C2 = ("192.0.2.157", 8080, "Pikabot")
+#: the beacon's destination: in no intel file; only its regularity gives it away
+S1_BEACON_IP = "203.0.113.139"
+S1_BEACON_URI = "/cgi-bin/stat.cgi?id={bot}"
+S1_BEACON_INTERVAL = 300.0
+S1_BEACON_JITTER = 4.0
+XP_SITES = (
+    _HttpSite(
+        "go.microsoft.com",
+        "13.107.4.52",
+        "United States",
+        1,
+        "/fwlink/?LinkId=69157",
+        "text/html",
+        XP_IE8,
+        (160, 180),
+    ),
+    _HttpSite(
+        "crl.microsoft.com",
+        "13.107.4.50",
+        "United States",
+        1,
+        "/pki/crl/products/CodeSignPCA.crl",
+        "application/pkix-crl",
+        XP_CRYPTOAPI,
+        (520, 560),
+    ),
+    _HttpSite(
+        "ctldl.windowsupdate.com",
+        "13.107.4.50",
+        "United States",
+        1,
+        "/msdownload/update/v3/static/trustedr/en/authrootstl.cab",
+        "application/vnd.ms-cab-compressed",
+        XP_CRYPTOAPI,
+        (5800, 6900),
+    ),
+    _HttpSite(
+        "www.msn.com",
+        "204.79.197.203",
+        "United States",
+        1,
+        "/ja-jp/",
+        "text/html",
+        XP_IE8,
+        (40_000, 90_000),
+    ),
+)
+
+# scenario 3: a router brought in by the owner's family; WannaCry behind it
+S3_OUI = "10:6f:3f"  # BUFFALO.INC
+#: a kill-switch-style name (WannaCry's own is a long random .com); fictional: .test
+S3_KILLSWITCH = "iuqerfsodp9ifjaposdfjhgosurijfaewrwergwea-demo.test"
+WIN7_CHROME = (
+    "Mozilla/5.0 (Windows NT 6.1; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/109.0.0.0 Safari/537.36"
+)
+WIN7_CRYPTOAPI = "Microsoft-CryptoAPI/6.1"
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 13; SH-M24) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/123.0.6312.99 Mobile Safari/537.36"
+)
+ANDROID_DALVIK = "Dalvik/2.1.0 (Linux; U; Android 13; SH-M24 Build/S9271)"
+IPAD_SAFARI = (
+    "Mozilla/5.0 (iPad; CPU OS 16_7_7 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1"
+)
+IPAD_CAPTIVE = "CaptiveNetworkSupport-443.40.1 wispr"
+#: the family's devices behind the router: (OS family, HTTP requests they make)
+S3_FAMILY = (
+    (
+        "Windows 7",
+        (
+            _HttpSite(
+                "www.msftncsi.com",
+                "13.107.4.52",
+                "United States",
+                2,
+                "/ncsi.txt",
+                "text/plain",
+                "Microsoft NCSI",
+                (14, 14),
+            ),
+            _HttpSite(
+                "ctldl.windowsupdate.com",
+                "13.107.4.50",
+                "United States",
+                1,
+                "/msdownload/update/v3/static/trustedr/en/disallowedcertstl.cab",
+                "application/vnd.ms-cab-compressed",
+                WIN7_CRYPTOAPI,
+                (4200, 4300),
+            ),
+            _HttpSite(
+                "neverssl.com",
+                "34.223.124.45",
+                "United States",
+                1,
+                "/",
+                "text/html",
+                WIN7_CHROME,
+                (2500, 2600),
+            ),
+        ),
+    ),
+    (
+        "Android",
+        (
+            _HttpSite(
+                "connectivitycheck.gstatic.com",
+                "142.250.196.99",
+                "United States",
+                3,
+                "/generate_204",
+                None,
+                ANDROID_DALVIK,
+                (0, 0),
+            ),
+            _HttpSite(
+                "neverssl.com",
+                "34.223.124.45",
+                "United States",
+                1,
+                "/online",
+                "text/html",
+                ANDROID_CHROME,
+                (2500, 2600),
+            ),
+        ),
+    ),
+    (
+        "iOS",
+        (
+            _HttpSite(
+                "captive.apple.com",
+                "17.253.85.204",
+                "Japan",
+                3,
+                "/hotspot-detect.html",
+                "text/html",
+                IPAD_CAPTIVE,
+                (68, 68),
+            ),
+            _HttpSite(
+                "neverssl.com",
+                "34.223.124.45",
+                "United States",
+                1,
+                "/",
+                "text/html",
+                IPAD_SAFARI,
+                (2500, 2600),
+            ),
+        ),
+    ),
+)
+
+# scenario 4: an office PC attacking outside servers; private phones on open DHCP
+S4_UA = "Go-http-client/1.1"
+S4_PORTS = (21, 22, 80, 443)
+#: per port: (FortiGuard-style IPS name, attack id (demo values), request URI for HTTP)
+S4_ATTACKS: dict[int, tuple[tuple[str, int, str], ...]] = {
+    21: (("FTP.Login.Brute.Force", 19410, "/"),),
+    22: (("SSH.Connection.Brute.Force", 19331, "/"),),
+    80: (
+        (
+            "PHPUnit.Eval-stdin.PHP.Remote.Code.Execution",
+            44938,
+            "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php",
+        ),
+        (
+            "ThinkPHP.Controller.Parameter.Remote.Code.Execution",
+            47859,
+            "/index.php?s=/Index/\\think\\app/invokefunction&function=call_user_func_array&vars[0]=md5"
+            "&vars[1][]=Hello",
+        ),
+        ("Apache.HTTP.Server.cgi-bin.Path.Traversal", 50823, "/cgi-bin/.%2e/.%2e/.%2e/.%2e/bin/sh"),
+        ("WordPress.Login.Brute.Force", 40123, "/wp-login.php"),
+    ),
+    443: (("OpenSSL.TLS.Heartbeat.Information.Disclosure", 38353, "/"),),
+}
+S4_SERVICES = {21: "ftp", 22: "ssh", 80: "http", 443: "ssl"}
+S4_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 7a) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/123.0.6312.99 Mobile Safari/537.36"
+)
+S4_DALVIK = "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 7a Build/AP1A.240405.002)"
+#: the private devices: (DHCP host name, browser user agent, captive-portal check)
+S4_PHONES = (
+    (
+        "Pixel-7a",
+        S4_ANDROID,
+        _HttpSite(
+            "connectivitycheck.gstatic.com",
+            "142.250.196.99",
+            "United States",
+            1,
+            "/generate_204",
+            None,
+            S4_DALVIK,
+            (0, 0),
+        ),
+    ),
+    ("iPhone", IOS_SAFARI, CAPTIVE),
+)
+
+SIG_ETERNALBLUE_ECHO = _Sig(
+    9000301,
+    2,
+    "ET EXPLOIT Possible ETERNALBLUE MS17-010 Echo Request (set)",
+    "Attempted Administrator Privilege Gain",
+    1,
+    "WannaCry",
+)
+SIG_ETERNALBLUE_PROBE = _Sig(
+    9000302,
+    2,
+    "ET EXPLOIT Possible ETERNALBLUE Probe MS17-010 (Generic Flags)",
+    "Attempted Administrator Privilege Gain",
+    1,
+    "WannaCry",
+)
+SIG_WANNACRY_DNS = _Sig(
+    9000303,
+    1,
+    "ET TROJAN WannaCry Ransomware Kill Switch Domain Lookup",
+    "A Network Trojan was detected",
+    1,
+    "WannaCry",
+)
+SIG_WANNACRY_SMB = _Sig(
+    9000304,
+    1,
+    "ET TROJAN WannaCry Ransomware SMB Propagation Attempt",
+    "A Network Trojan was detected",
+    1,
+    "WannaCry",
+)
+#: Suricata's view of scenario 4 (used when the tenant also runs Suricata)
+S4_SIGS = {
+    21: _Sig(
+        9000401, 1, "ET SCAN Potential FTP Brute-Force attempt OUTBOUND", "Attempted Information Leak", 2
+    ),
+    22: _Sig(9000402, 1, "ET SCAN Potential SSH Scan OUTBOUND", "Attempted Information Leak", 2),
+    80: _Sig(
+        9000403,
+        1,
+        "ET WEB_SERVER PHP Remote Code Execution attempt OUTBOUND",
+        "Attempted Administrator Privilege Gain",
+        1,
+    ),
+    443: _Sig(9000404, 1, "ET EXPLOIT OpenSSL Heartbleed attempt OUTBOUND", "Attempted Information Leak", 2),
+}
+
+#: user agents -> what Zeek's software framework logs for them:
+#: (software_type, name, version parts, version.addl)
+SOFTWARE: dict[str, list[tuple[str, str, tuple[int, ...], str | None]]] = {
+    WIN_CHROME: [("HTTP::BROWSER", "Chrome", (123, 0, 0, 0), None)],
+    WIN_EDGE: [("HTTP::BROWSER", "Edge", (123, 0, 2420, 97), None)],
+    IOS_SAFARI: [("HTTP::BROWSER", "Safari", (17, 4, 1), None)],
+    CRYPTOAPI: [("OS::WINDOWS", "Windows", (10, 0), "10")],
+    XP_IE8: [("HTTP::BROWSER", "MSIE", (8, 0), None)],
+    XP_CRYPTOAPI: [("OS::WINDOWS", "Windows", (5, 1), "XP")],
+    WIN7_CHROME: [("HTTP::BROWSER", "Chrome", (109, 0, 0, 0), None)],
+    WIN7_CRYPTOAPI: [("OS::WINDOWS", "Windows", (6, 1), "7")],
+    ANDROID_CHROME: [("HTTP::BROWSER", "Chrome", (123, 0, 6312, 99), None)],
+    S4_ANDROID: [("HTTP::BROWSER", "Chrome", (123, 0, 6312, 99), None)],
+    IPAD_SAFARI: [("HTTP::BROWSER", "Safari", (16, 6), None)],
+}
+_VERSION_KEYS = ("version.major", "version.minor", "version.minor2", "version.minor3")
+#: every address the catalogue uses: random "Internet" targets stay clear of them
+_CATALOGUE_IPS = frozenset(
+    [s.ip for s in (*HTTPS_SITES, *HTTP_SITES, *PHONE_SITES, CAPTIVE, NAS_UPDATE, NAS_BACKUP, *XP_SITES)]
+    + [s.ip for _, sites in S3_FAMILY for s in sites]
+    + [ip for _, ip, _ in NTP_SERVERS]
+    + [ip for ip, _ in MAIL_PEERS]
+)
+
+
 # ------------------------------------------------------------------------------ model
 
 
@@ -655,6 +982,7 @@ class _TenantSim:
         self.dhcp: list[_Line] = []
         self.fortigate_lines: list[_Line] = []
         self.truth: dict[str, Any] | None = None
+        self.assets: list[dict[str, Any]] = []
         self.devices: list[_Device] = []
         self.fg: _Fortigate | None = None
         self._setup()
@@ -803,6 +1131,8 @@ class _TenantSim:
             opk = max(3, ob // 1100 + rng.randint(3, 7))
             rpk = max(2, rb // 1400 + rng.randint(2, 5))
             history = "ShADadFf"
+        elif state == "REJ":  # the SYN answered by a reset: nothing listens there
+            opk, rpk, ob, rb, history = 1, 1, 0, 0, "Sr"
         else:  # S0: an unanswered SYN
             opk, rpk, ob, rb, history = rng.randint(1, 3), 0, 0, 0, "S"
         if duration is None:
@@ -1080,7 +1410,15 @@ class _TenantSim:
                     self.dhcp_exchange(dev, at, renew=True)
                 day += timedelta(days=1)
 
-    def dhcp_exchange(self, dev: _Device, ts: float, *, renew: bool, scenario: int | None = None) -> None:
+    def dhcp_exchange(
+        self,
+        dev: _Device,
+        ts: float,
+        *,
+        renew: bool,
+        scenario: int | None = None,
+        client_software: str | None = None,
+    ) -> None:
         rng = self.rng
         duration = rng.uniform(0.002, 0.02) if renew else rng.uniform(0.5, 3.0)
         if renew:
@@ -1125,6 +1463,8 @@ class _TenantSim:
             rec["requested_addr"] = dev.ip
         rec["assigned_addr"] = dev.ip
         rec["lease_time"] = 86400.0
+        if client_software:  # option 60, the vendor class ("MSFT 5.0" from Windows 2000 to 11)
+            rec["client_software"] = client_software
         rec["msg_types"] = ["REQUEST", "ACK"] if renew else ["DISCOVER", "OFFER", "REQUEST", "ACK"]
         rec["duration"] = round(duration, 6)
         rec["_path"] = "dhcp"
@@ -1497,6 +1837,466 @@ class _TenantSim:
             },
         }
 
+    # -------------------------------------------------------------- scenarios 1, 3, 4: helpers
+
+    def _free_ip(self, lo: int, hi: int) -> str:
+        """A free address of the first site in ``[lo, hi)``, starting at a random place."""
+        used = {d.ip for d in self.devices}
+        base = self.t.networks[0].rsplit(".", 1)[0]
+        first = lo + self.rng.randrange(hi - lo)
+        for n in [*range(first, hi), *range(lo, first)]:
+            if f"{base}.{n}" not in used:
+                return f"{base}.{n}"
+        raise DemoError(f"{self.t.id}: no free address in .{lo}-.{hi - 1}")
+
+    def _private_mac(self) -> str:
+        """A randomised ("private Wi-Fi address") MAC: locally administered, unicast."""
+        first = (self.rng.randrange(256) & 0xFC) | 0x02
+        return f"{first:02x}" + "".join(f":{self.rng.randrange(256):02x}" for _ in range(5))
+
+    def _internet_ip(self, avoid: set[str]) -> str:
+        """A random public address (an innocent server somewhere), none of ``avoid``."""
+        while True:
+            ip = ipaddress.IPv4Address(self.rng.randrange(0x01000000, 0xE0000000))
+            text = str(ip)
+            if ip.is_global and not text.startswith(DOC_NETS) and text not in avoid:
+                avoid.add(text)
+                return text
+
+    def _http_get(self, dev: _Device, ts: float, site: _HttpSite, *, scenario: int) -> _Conn:
+        rng = self.rng
+        if rng.random() < 0.6:
+            self.lookup(dev, ts - rng.uniform(0.02, 0.4), site.domain, [site.ip], scenario=scenario)
+        size = rng.randint(*site.size)
+        c = self.conn(
+            ts,
+            dev.ip,
+            site.ip,
+            80,
+            service="http",
+            ob=rng.randint(150, 420),
+            rb=size + rng.randint(180, 400),
+            country=site.country,
+            scenario=scenario,
+            src_mac=dev.mac,
+        )
+        status, msg = (204, "No Content") if site.uri == "/generate_204" else (200, "OK")
+        fuid = self._uid("F") if size else None
+        c.http.append(_Http("GET", site.domain, site.uri, site.ua, status, msg, site.mime, 0, size, fuid))
+        return c
+
+    # -------------------------------------------------------------- scenario 1
+
+    def scenario1(self) -> None:
+        """An isolated Windows XP PC is plugged into the LAN to print and talks to the outside."""
+        rng = self.rng
+        span = self.end - self.start
+        t0 = self._office_time(self.start, self.end - 0.5 * span, share=0.5)
+        base = self.t.networks[0].rsplit(".", 1)[0]
+        ip = self._free_ip(40, 60)
+        mac = S1_OUI + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
+        # not a "pc": the background never drives it, only this scenario
+        xp = _Device(ip, mac, S1_HOST_NAME, "xp", f"{base}.1", dhcp=True, always_on=True, ua=XP_IE8)
+        self.devices.append(xp)
+        self.dhcp_exchange(xp, t0, renew=False, scenario=1, client_software=S1_VENDOR_CLASS)
+
+        # what it was plugged in for: a print job
+        printer = self.device("printer")
+        assert printer is not None
+        self.conn(
+            t0 + rng.uniform(60, 240),
+            ip,
+            printer.ip,
+            9100,
+            ob=self._size(12, 0.6, 50_000, 5 * 10**7),
+            rb=40,
+            duration=rng.uniform(5, 40),
+            scenario=1,
+            src_mac=mac,
+        )
+        # XP's own chatter: certificate lists, the IE home page
+        t = t0 + rng.uniform(5, 20)
+        for site in XP_SITES:
+            self._http_get(xp, t, site, scenario=1)
+            t += rng.uniform(2, 30)
+        t = t0 + rng.uniform(1800, 3600)
+        while t < self.end:
+            self._http_get(xp, t, rng.choice(XP_SITES[:3]), scenario=1)
+            t += rng.uniform(3 * 3600, 5 * 3600)
+
+        # the beacon: every ~300 s, near-constant sizes, to one host in no intel list
+        bot = _hex(rng, 8)
+        t = t0 + rng.uniform(90, 200)
+        beacons: list[float] = []
+        ob, rb = rng.randint(205, 225), rng.randint(380, 420)
+        while t < self.end - 1:
+            c = self.conn(
+                t,
+                ip,
+                S1_BEACON_IP,
+                80,
+                service="http",
+                ob=ob + rng.randint(-2, 2),
+                rb=rb + rng.randint(-3, 3),
+                duration=rng.uniform(0.25, 0.6),
+                country="Reserved",
+                scenario=1,
+                src_mac=mac,
+            )
+            c.http.append(
+                _Http(
+                    "GET",
+                    S1_BEACON_IP,
+                    S1_BEACON_URI.format(bot=bot),
+                    XP_IE8,
+                    200,
+                    "OK",
+                    "text/plain",
+                    0,
+                    c.rb - 190,
+                    self._uid("F"),
+                )
+            )
+            beacons.append(t)
+            t += S1_BEACON_INTERVAL + rng.uniform(-S1_BEACON_JITTER, S1_BEACON_JITTER)
+
+        # the known C2 (Feodo Tracker), irregular check-ins
+        c2_ip, c2_port, c2_malware = S1_C2
+        t = t0 + rng.uniform(400, 900)
+        c2_times: list[float] = []
+        while t < self.end - 1:
+            c = self.conn(
+                t,
+                ip,
+                c2_ip,
+                c2_port,
+                service="http",
+                ob=rng.randint(600, 2400),
+                rb=rng.randint(200, 5000),
+                duration=rng.uniform(0.5, 3),
+                country="Reserved",
+                scenario=1,
+                src_mac=mac,
+            )
+            c.http.append(
+                _Http(
+                    "POST",
+                    f"{c2_ip}:{c2_port}",
+                    f"/{_hex(rng, 6)}/{_hex(rng, 4)}",
+                    XP_IE8,
+                    200,
+                    "OK",
+                    "application/octet-stream",
+                    c.ob - 350,
+                    c.rb - 200,
+                    self._uid("F"),
+                )
+            )
+            c2_times.append(t)
+            t += rng.uniform(1200, 3600)
+        self.assets.append(
+            {
+                "tenant": self.t.id,
+                "mac": mac,
+                "ip": ip,
+                "hostname": S1_HOST_NAME,
+                "os_name": S1_OS,
+                "isolated": True,
+                "has_antimalware": False,
+                "has_endpoint_agent": False,
+                "note": "旧CADソフト専用のWindows XP端末。ウイルス対策ソフトなし。"
+                "ネットワークには接続していない（隔離）との認識。",
+            }
+        )
+        gaps = [b - a for a, b in itertools.pairwise(beacons)]
+        self.truth = {
+            "scenario": 1,
+            "expected_kind": SCENARIO_KINDS[1],
+            "tenant": self.t.id,
+            "title": "隔離しているはずのWindows XP端末（ウイルス対策なし）が印刷のためLANに接続され、"
+            "外部と通信",
+            "title_en": "An isolated Windows XP PC without anti-malware was plugged in to print and talked "
+            "to the outside",
+            "sources": ["zeek"],
+            "hosts": [ip],
+            "indicators": _indicators(ips=[c2_ip]),
+            "details": {
+                "device": {
+                    "ip": ip,
+                    "mac": mac,
+                    "host_name": S1_HOST_NAME,
+                    "os_name": S1_OS,
+                    "user_agents": [XP_IE8, XP_CRYPTOAPI],
+                },
+                "joined": _iso_epoch(t0),
+                "c2": [{"ip": c2_ip, "port": c2_port, "malware": c2_malware, "connections": len(c2_times)}],
+                "beacon": {
+                    "ip": S1_BEACON_IP,
+                    "port": 80,
+                    "interval_seconds": S1_BEACON_INTERVAL,
+                    "jitter_seconds": S1_BEACON_JITTER,
+                    "connections": len(beacons),
+                    "mean_interval_seconds": round(sum(gaps) / len(gaps), 3) if gaps else None,
+                    "first": _iso_epoch(beacons[0]) if beacons else None,
+                    "last": _iso_epoch(beacons[-1]) if beacons else None,
+                },
+            },
+        }
+
+    # -------------------------------------------------------------- scenario 3
+
+    def scenario3(self) -> None:
+        """A family router hides several devices behind one address; one is a WannaCry PC."""
+        rng = self.rng
+        span = self.end - self.start
+        t0 = self._office_time(self.start, self.end - 0.45 * span, share=0.5)
+        base = self.t.networks[0].rsplit(".", 1)[0]
+        ip = self._free_ip(150, 200)
+        mac = S3_OUI + "".join(f":{rng.randrange(256):02x}" for _ in range(3))
+        name = "AirStation-" + mac.replace(":", "")[-4:].upper()
+        router = _Device(ip, mac, name, "rogue-router", f"{base}.1", dhcp=True, always_on=True)
+        self.devices.append(router)
+        self.dhcp_exchange(router, t0, renew=False, scenario=3)
+
+        # the family's devices behind it: all of it leaves from the router's address
+        families: set[str] = set()
+        agents: set[str] = set()
+        for family, sites in S3_FAMILY:
+            t = t0 + rng.uniform(30, 1800)
+            while t < self.end - 1:
+                site = rng.choices(sites, weights=[s.weight for s in sites])[0]
+                self._http_get(router, t, site, scenario=3)
+                families.add(family)
+                agents.add(site.ua)
+                for _ in range(rng.randint(1, 3)):
+                    pick = rng.choices(PHONE_SITES, weights=[s.weight for s in PHONE_SITES])[0]
+                    self.https(router, t + rng.uniform(1, 300), pick, scenario=3)
+                t += rng.uniform(1200, 3600)
+
+        # WannaCry on the Windows 7 PC: the kill-switch lookup fails, then SMB everywhere
+        t1 = t0 + rng.uniform(0.1, 0.25) * span
+        lookups = []
+        t = t1
+        while t < self.end - 1:
+            dns = self.lookup(router, t, S3_KILLSWITCH, [], rcode="NXDOMAIN", scenario=3)
+            assert dns is not None
+            dns.alerts.append(SIG_WANNACRY_DNS)
+            lookups.append(t)
+            t += rng.uniform(2.5, 5) * 3600  # each time the worm (re)starts
+        nas = self.device("nas")
+        live = {d.ip: d for d in self.devices if d.kind in ("pc", "nas", "printer", "router")}
+        internal: list[str] = []
+        external: list[str] = []
+        exploited: list[str] = []
+        avoid = {*_CATALOGUE_IPS, *(d.ip for d in self.devices)}
+
+        def smb(at: float, dst: str, state: str, country: str) -> None:
+            c = self.conn(
+                at,
+                ip,
+                dst,
+                445,
+                state=state,
+                ob=rng.randint(1200, 2600) if state == "SF" else 0,
+                rb=rng.randint(600, 1600) if state == "SF" else 0,
+                duration=rng.uniform(0.3, 3) if state == "SF" else rng.uniform(0.0005, 0.003),
+                service="smb" if state == "SF" else None,
+                country=country,
+                scenario=3,
+                src_mac=mac,
+            )
+            if state == "SF":  # something answered: the exploit goes in
+                c.alerts += [SIG_ETERNALBLUE_PROBE, SIG_ETERNALBLUE_ECHO, SIG_WANNACRY_SMB]
+                exploited.append(dst)
+
+        # the local subnet first
+        t = t1 + rng.uniform(5, 30)
+        for n in rng.sample(range(2, 255), 60):
+            dst = f"{base}.{n}"
+            if dst == ip:
+                continue
+            dev = live.get(dst)
+            if dev is nas:
+                state = "SF"
+            elif dev is None:
+                state = "S0"
+            else:  # Windows' firewall drops 445; the printer and router reset it
+                state = "REJ" if dev.kind in ("printer", "router") else "S0"
+            smb(t, dst, state, "Reserved")
+            internal.append(dst)
+            t += rng.uniform(0.02, 0.4)
+        if nas is not None and nas.ip not in internal:
+            smb(t, nas.ip, "SF", "Reserved")
+            internal.append(nas.ip)
+        # then random Internet addresses, in bursts while the PC is on
+        t = t1 + rng.uniform(60, 300)
+        while t < self.end - 120:
+            for _ in range(rng.randint(30, 45)):
+                r = rng.random()
+                state = "S0" if r < 0.86 else ("REJ" if r < 0.98 else "SF")
+                dst = self._internet_ip(avoid)
+                smb(t, dst, state, rng.choice(("United States", "China", "Korea, Republic of", "Brazil")))
+                external.append(dst)
+                t += rng.uniform(0.05, 1.5)
+            t += rng.uniform(3600, 5400)
+
+        self.truth = {
+            "scenario": 3,
+            "expected_kind": SCENARIO_KINDS[3],
+            "tenant": self.t.id,
+            "title": "家族が持ち込んだ無線ルータの配下に複数の端末、うち1台がWannaCryに感染",
+            "title_en": "A wireless router brought in by the owner's family hides several devices; one has "
+            "WannaCry",
+            "sources": ["zeek", "suricata"],
+            "hosts": [ip],
+            "indicators": _indicators(domains=[S3_KILLSWITCH]),
+            "details": {
+                "router": {"ip": ip, "mac": mac, "host_name": name, "vendor": "BUFFALO.INC"},
+                "joined": _iso_epoch(t0),
+                "os_families": sorted(families),
+                "user_agents": sorted(agents),
+                "wannacry": {
+                    "first_seen": _iso_epoch(t1),
+                    "killswitch_domain": S3_KILLSWITCH,
+                    "killswitch_lookups": len(lookups),
+                    "smb_targets_internal": len(internal),
+                    "smb_targets_external": len(external),
+                    "smb_exploited": len(exploited),
+                },
+                "signatures": [
+                    {"sid": s.sid, "name": s.msg, "category": s.category, "severity": s.severity}
+                    for s in (SIG_WANNACRY_DNS, SIG_ETERNALBLUE_PROBE, SIG_ETERNALBLUE_ECHO, SIG_WANNACRY_SMB)
+                ],
+            },
+        }
+
+    # -------------------------------------------------------------- scenario 4
+
+    def scenario4(self) -> None:
+        """An infected office PC attacks outside servers; private phones join the open DHCP."""
+        rng = self.rng
+        span = self.end - self.start
+        pcs = [d for d in self.pcs() if d.srcintf == "internal" and not d.always_on] or self.pcs()
+        pc = rng.choice(pcs)
+        pc.arrive, pc.leave = min(pc.arrive, 8.5), max(pc.leave, 18.5)
+        first = self._office_time(self.start, self.end - 0.5 * span, share=0.4)
+        starts = [first]
+        for _ in range(2):
+            nxt = starts[-1] + rng.uniform(1.5, 3) * 3600
+            if nxt < self.end - 900:
+                starts.append(nxt)
+        if not all(self._working(pc, t) for t in starts):  # no office hours in the window
+            pc.always_on = True
+        avoid = {*_CATALOGUE_IPS, *(d.ip for d in self.devices)}
+        targets: set[str] = set()
+        attacks: set[str] = set()
+        failed = 0
+        detections = 0
+        bursts = []
+        for t_b in starts:
+            t = t_b
+            count = 0
+            for _ in range(rng.randint(55, 80)):
+                dst = self._internet_ip(avoid)
+                targets.add(dst)
+                country = rng.choice(("United States", "Japan", "Germany", "Netherlands", "Singapore"))
+                for port in rng.sample(S4_PORTS, rng.choice((1, 1, 2))):
+                    r = rng.random()
+                    state = "S0" if r < 0.55 else ("REJ" if r < 0.8 else "SF")
+                    c = self.conn(
+                        t,
+                        pc.ip,
+                        dst,
+                        port,
+                        state=state,
+                        service=S4_SERVICES[port] if state == "SF" else None,
+                        ob=rng.randint(300, 1500) if state == "SF" else 0,
+                        rb=rng.randint(100, 600) if state == "SF" else 0,
+                        duration=rng.uniform(0.2, 2.5) if state == "SF" else rng.uniform(0.01, 0.3),
+                        country=country,
+                        scenario=4,
+                        src_mac=pc.mac,
+                    )
+                    count += 1
+                    t += rng.uniform(0.3, 3.0)
+                    if state != "SF":
+                        failed += 1
+                        continue
+                    name, attackid, uri = rng.choice(S4_ATTACKS[port])
+                    if port == 80:
+                        c.http.append(
+                            _Http(
+                                "POST" if "eval-stdin" in uri else "GET",
+                                dst,
+                                uri,
+                                S4_UA,
+                                403,
+                                "Forbidden",
+                                "text/html",
+                                c.ob - 300 if "eval-stdin" in uri else 0,
+                                c.rb - 150 if c.rb > 150 else 0,
+                                None,
+                            )
+                        )
+                    if "suricata" in self.t.sources:
+                        c.alerts.append(S4_SIGS[port])
+                    if self.fg is not None:
+                        c.fg_extra = [("utmaction", "block"), ("countips", 1)]
+                        self._fg_ips(c.ts + min(c.duration, 0.5) * 0.5, c, name, attackid, uri)
+                    attacks.add(name)
+                    detections += 1
+            bursts.append({"start": _iso_epoch(t_b), "end": _iso_epoch(t), "connections": count})
+
+        # private phones on the open Wi-Fi (DHCP hands out an address to anyone)
+        phones = []
+        base = self.t.networks[0].rsplit(".", 1)[0]
+        for host_name, ua, check in S4_PHONES:
+            at = self._office_time(self.start, self.end - 3 * 3600)
+            phone = _Device(
+                self._free_ip(150, 200),
+                self._private_mac(),
+                host_name,
+                "phone",
+                f"{base}.1",
+                dhcp=True,
+                ua=ua,
+            )
+            self.devices.append(phone)
+            self.dhcp_exchange(phone, at, renew=False, scenario=4)
+            self._http_get(phone, at + 1.5, check, scenario=4)
+            leave = min(self.end - 1, at + rng.uniform(1.5, 3) * 3600)
+            t = at + 10
+            while t < leave:
+                site = rng.choices(PHONE_SITES, weights=[s.weight for s in PHONE_SITES])[0]
+                self.https(phone, t, site, scenario=4)
+                t += rng.uniform(120, 900)
+            phones.append(
+                {"ip": phone.ip, "mac": phone.mac, "host_name": host_name, "joined": _iso_epoch(at)}
+            )
+
+        sources = ["zeek"] + [s for s in ("suricata", "fortigate") if s in self.t.sources]
+        self.truth = {
+            "scenario": 4,
+            "expected_kind": SCENARIO_KINDS[4],
+            "tenant": self.t.id,
+            "title": "社内PCが踏み台にされ、社外のWeb・FTP・SSHサーバへ攻撃（私物端末も無線LANに接続）",
+            "title_en": "An office PC used as a stepping stone to attack outside web/FTP/SSH servers "
+            "(private devices on the open Wi-Fi)",
+            "sources": sources,
+            "hosts": [pc.ip],
+            "indicators": _indicators(),
+            "details": {
+                "stepping_stone": {"ip": pc.ip, "mac": pc.mac, "host_name": pc.name},
+                "bursts": bursts,
+                "ports": list(S4_PORTS),
+                "targets": len(targets),
+                "failed_connections": failed,
+                "ids_detections": detections,
+                "attacks": sorted(attacks),
+                "private_devices": phones,
+            },
+        }
+
     def policy_alerts(self) -> None:
         """A handful of harmless ET POLICY/INFO alerts on ordinary traffic."""
         budget = self.rng.randint(5, 9)
@@ -1574,6 +2374,47 @@ class _TenantSim:
         ]
         self.fortigate_lines.append(_Line(ts, _kv(pairs), scenario))
 
+    def _fg_ips(self, ts: float, c: _Conn, attack: str, attackid: int, uri: str) -> None:
+        """An IPS signature hit on an outgoing session (scenario 4), dropped by the UTM."""
+        assert self.fg is not None
+        group = "web_app3" if c.dport == 80 else "applications3"
+        pairs: list[tuple[str, Any]] = [
+            *self._fg_head(ts, "0419016384", "utm", "ips", "alert", "signature"),
+            ("severity", "critical" if c.dport == 80 else "high"),
+            ("srcip", c.src),
+            ("srccountry", "Reserved"),
+            ("dstip", c.dst),
+            ("dstcountry", c.country),
+            ("srcintf", "internal"),
+            ("srcintfrole", "lan"),
+            ("dstintf", "wan1"),
+            ("dstintfrole", "wan"),
+            ("sessionid", self._fg_session(c)),
+            ("action", "dropped"),
+            ("proto", 6),
+            ("service", _FG_SERVICES.get((c.proto, c.dport), f"{c.proto}/{c.dport}")),
+            ("policyid", 1),
+            ("poluuid", self.fg.poluuid),
+            ("policytype", "policy"),
+            ("attack", attack),
+            ("srcport", c.sport),
+            ("dstport", c.dport),
+        ]
+        if c.dport == 80:
+            pairs += [("hostname", c.dst), ("url", uri), ("agent", S4_UA)]
+        pairs += [
+            ("direction", "outgoing"),
+            ("attackid", attackid),
+            ("profile", "default"),
+            ("ref", f"http://www.fortinet.com/ids/VID{attackid}"),
+            ("incidentserialno", self.rng.randrange(10**8, 10**9)),
+            ("msg", f"{group}: {attack},"),
+            ("crscore", 50),
+            ("craction", 4096),
+            ("crlevel", "critical"),
+        ]
+        self.fortigate_lines.append(_Line(ts, _kv(pairs), 4))
+
     def _fg_session(self, c: _Conn) -> int:
         """The FortiGate session id of ``c``: the traffic and UTM logs of a session share it."""
         assert self.fg is not None
@@ -1626,7 +2467,7 @@ class _TenantSim:
                 ("dstcountry", "Reserved" if inbound else c.country),
                 ("sessionid", self._fg_session(c)),
                 ("proto", 6 if c.proto == "tcp" else 17),
-                ("action", "close" if c.proto == "tcp" else "accept"),
+                ("action", _FG_ACTIONS.get(c.state, "close") if c.proto == "tcp" else "accept"),
                 ("policyid", 3 if inbound else 1),
                 ("policytype", "policy"),
                 ("poluuid", self.fg.poluuid),
@@ -1701,7 +2542,32 @@ class _TenantSim:
                 at = c.ts + min(c.duration, 0.2)
                 logs["ssl"].append(_Line(at, _zeek_ssl(c, c.tls, at), c.scenario))
         logs["dhcp"] = list(self.dhcp)
+        logs["software"] = self.software()
         return logs
+
+    def software(self) -> list[_Line]:
+        """Zeek's software.log: each host's browsers and OS, once, when first seen in HTTP."""
+        out: list[_Line] = []
+        seen: set[tuple[str, str, str, tuple[int, ...]]] = set()
+        for c in sorted(self.conns, key=lambda c: c.ts):
+            if not c.local_orig:
+                continue
+            for depth, h in enumerate(c.http, 1):
+                for typ, name, version, addl in SOFTWARE.get(h.ua, []):
+                    key = (c.src, typ, name, version)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    at = c.ts + min(c.duration, 1.0) * depth / (len(c.http) + 1)
+                    rec: dict[str, Any] = {"ts": _zts(at), "host": c.src, "software_type": typ, "name": name}
+                    rec.update(zip(_VERSION_KEYS, version, strict=False))
+                    if addl:
+                        rec["version.addl"] = addl
+                    if typ.startswith("HTTP::"):
+                        rec["unparsed_version"] = h.ua
+                    rec["_path"] = "software"
+                    out.append(_Line(at, rec, c.scenario))
+        return out
 
     def eve(self) -> list[_Line]:
         out: list[_Line] = []
@@ -1907,6 +2773,8 @@ def _eve_events(c: _Conn) -> list[_Line]:
     app = {"dns": "dns", "http": "http", "ssl": "tls", "smtp": "smtp", "smb": "smb", "ntp": "ntp"}.get(
         c.service or "", "failed" if c.proto == "tcp" else None
     )
+    if c.proto == "tcp" and c.state in ("S0", "REJ"):
+        app = None  # no payload: no protocol to detect
     if c.dns is not None:
         q = c.dns
         query = _eve_base(c, c.ts, "dns")
@@ -1992,7 +2860,17 @@ def _eve_events(c: _Conn) -> list[_Line]:
         }
     )
     flow["flow"] = counts
-    if c.proto == "tcp":
+    if c.proto == "tcp" and c.state in ("S0", "REJ"):
+        counts["state"] = "new" if c.state == "S0" else "closed"
+        flow["tcp"] = {
+            "tcp_flags": "02" if c.state == "S0" else "16",
+            "tcp_flags_ts": "02",
+            "tcp_flags_tc": "00" if c.state == "S0" else "14",
+            "syn": True,
+            **({"rst": True, "ack": True} if c.state == "REJ" else {}),
+            "state": "syn_sent" if c.state == "S0" else "closed",
+        }
+    elif c.proto == "tcp":
         flags = "1b" if c.state == "SF" else "02"
         flow["tcp"] = {
             "tcp_flags": flags,
@@ -2015,7 +2893,12 @@ _FG_SERVICES = {
     ("udp", 53): "DNS",
     ("udp", 123): "NTP",
     ("tcp", 993): "IMAPS",
+    ("tcp", 21): "FTP",
+    ("tcp", 22): "SSH",
+    ("tcp", 445): "SMB",
 }
+#: the session-end action of a TCP session by its Zeek state
+_FG_ACTIONS = {"SF": "close", "S0": "timeout", "REJ": "server-rst"}
 #: FortiOS writes these unquoted; other strings are quoted
 _FG_BARE = {"date", "time", "srcip", "dstip", "transip", "tranip"}
 
@@ -2288,7 +3171,15 @@ class _IntelBuilder:
             )
         return buf.getvalue(), fill
 
-    def plain(self, ips: list[str], domains: list[str], urls: list[str], fill: list[str]) -> str:
+    def plain(
+        self,
+        ips: list[str],
+        domains: list[str],
+        urls: list[str],
+        fill: list[str],
+        notes: dict[str, str] | None = None,
+    ) -> str:
+        """``notes``: a threat name written as a trailing comment after that entry."""
         extra = [self._ip() for _ in range(15)] + [self._domain() for _ in range(15)]
         entries = [*ips, *domains, *urls, *self.rng.sample(fill, min(30, len(fill))), *extra]
         self.rng.shuffle(entries)
@@ -2296,7 +3187,8 @@ class _IntelBuilder:
             "# mimamori demo block list: one indicator a line (IP, domain or URL)\n"
             "# fictional entries only: documentation IP ranges and .example/.test domains\n"
         )
-        return head + "".join(f"{e}\n" for e in entries)
+        notes = notes or {}
+        return head + "".join(f"{e}  # {notes[e]}\n" if e in notes else f"{e}\n" for e in entries)
 
 
 # ------------------------------------------------------------------------------ entry point
@@ -2337,6 +3229,12 @@ def generate(
             sim.scenario6()
         elif tenant.scenario == 7:
             sim.scenario7()
+        elif tenant.scenario == 1:
+            sim.scenario1()
+        elif tenant.scenario == 3:
+            sim.scenario3()
+        elif tenant.scenario == 4:
+            sim.scenario4()
         if "suricata" in tenant.sources:
             sim.policy_alerts()
         if sim.fg is not None:
@@ -2386,11 +3284,12 @@ def generate(
         truth["first_seen"] = _iso_epoch(min(stamps)) if stamps else None
         truth["last_seen"] = _iso_epoch(max(stamps)) if stamps else None
         truth["expected_incidents"] = 1
+        truth["also_expected"] = list(SCENARIO_ALSO.get(truth["scenario"], []))
     truths.sort(key=lambda s: s["scenario"])
 
     intel = _IntelBuilder(seed, t_start, t_end, used_ips, used_domains)
-    s7 = next(s for s in truths if s["scenario"] == 7)
-    feodo, feodo_fill = intel.feodo([c for c in S7_C2 if c[0] in s7["indicators"]["ips"]])
+    listed = {ip for s in truths if s["scenario"] in (1, 7) for ip in s["indicators"]["ips"]}
+    feodo, feodo_fill = intel.feodo([c for c in (*S7_C2, S1_C2) if c[0] in listed])
     urlhaus, url_fill = intel.urlhaus(
         [
             (f"http://{S2_DOMAIN}{S2_PAYLOAD}", "zip,ransomware", "jp_sec_watch"),
@@ -2401,7 +3300,9 @@ def generate(
     bad_ips = sorted(_bad_ips(truths))
     bad_domains = sorted({d for s in truths for d in s["indicators"]["domains"]})
     bad_urls = sorted({u for s in truths for u in s["indicators"]["urls"]})
-    plain = intel.plain(bad_ips, bad_domains, bad_urls, feodo_fill + url_fill)
+    plain = intel.plain(
+        bad_ips, bad_domains, bad_urls, feodo_fill + url_fill, notes={S3_KILLSWITCH: "WannaCry"}
+    )
     intel_files = {
         "intel/ipblocklist.csv": feodo,
         "intel/urlhaus_csv_recent.csv": urlhaus,
@@ -2423,6 +3324,7 @@ def generate(
         files=files,
         intel=list(intel_files),
         scenarios=truths,
+        assets=[a for sim in sims for a in sim.assets],
     )
     (out_dir / "manifest.json").write_text(
         json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n"

@@ -5,13 +5,20 @@ from __future__ import annotations
 from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_threat, severity_rank
 from mimamori.detect.ids import IdsAlertDetector
 from mimamori.detect.intel import IntelMatchDetector
+from mimamori.detect.lateral import LateralMovementDetector
 from mimamori.detect.malware import MalwareVerdictDetector
+from mimamori.detect.outbound import OutboundScanDetector, OutboundSmtpDetector
+from mimamori.detect.volume import VolumeSpikeDetector
 
 #: detector name -> class; the one place a detector is registered.
 DETECTORS: dict[str, type[Detector]] = {
     IntelMatchDetector.name: IntelMatchDetector,
     IdsAlertDetector.name: IdsAlertDetector,
     MalwareVerdictDetector.name: MalwareVerdictDetector,
+    OutboundScanDetector.name: OutboundScanDetector,
+    OutboundSmtpDetector.name: OutboundSmtpDetector,
+    LateralMovementDetector.name: LateralMovementDetector,
+    VolumeSpikeDetector.name: VolumeSpikeDetector,
 }
 
 
