@@ -247,3 +247,22 @@ def test_specific_kind_absorbs_and_reclassifies_related_alerts_on_the_same_host(
         # an unrelated host still gets its own incident
         r4 = ingest_alerts(s, acme, [draft("malicious_destination", ["host:192.168.1.51"])], now=T0)
         assert len(r4.incidents_opened) == 1
+
+
+def test_a_specific_kind_merges_every_related_open_incident_on_the_host(tenants):
+    from mimamori.db.models import Tenant
+
+    with session_scope(tenants) as s:
+        acme = s.get_one(Tenant, "acme")
+        host = "host:192.168.1.60"
+        a = ingest_alerts(s, acme, [draft("lateral_movement", [host])], now=T0).incidents_opened[0]
+        b = ingest_alerts(s, acme, [draft("malicious_destination", [host, "indicator:k.test"])], now=T0)
+        c = ingest_alerts(s, acme, [draft("ransomware", [host, "family:wannacry"], sev="critical")], now=T0)
+        assert c.incidents_opened == []
+        incs = {i.id: i for i in s.scalars(select(Incident).where(Incident.tenant_id == "acme"))}
+        open_ = [i for i in incs.values() if i.state != "closed"]
+        assert len(open_) == 1 and open_[0].kind == "ransomware" and open_[0].alert_count == 3
+        assert s.scalar(select(func.count()).select_from(Alert).where(Alert.incident_id == open_[0].id)) == 3
+        merged = [i for i in incs.values() if i.state == "closed"]
+        assert {i.id for i in merged} == {a, b.incidents_opened[0]} - {open_[0].id}
+        assert all(any(e.entry == "merged" for e in i.timeline) for i in merged)

@@ -746,8 +746,13 @@ class DeviceInventoryObserver(InventoryObserver):
                 out.append(draft.with_dedup(tenant_id, self._identity(asset), day))
             if asset.end_of_life:
                 title = f"End-of-life OS {asset.os_name} {asset.os_version or ''} talks to the internet: "
+                # An unpatched PC on the internet (Windows XP) is the high-severity case; an old
+                # phone or tablet is worth a word with its owner, not an emergency.
+                mobile = asset.device_class in ("phone", "tablet")
                 draft = AlertDraft(
-                    kind="eol_os", title=title.replace("  ", " ") + self._name(asset), **common
+                    kind="eol_os",
+                    title=title.replace("  ", " ") + self._name(asset),
+                    **{**common, "severity": "medium" if mobile else "high"},
                 )
                 out.append(draft.with_dedup(tenant_id, self._identity(asset), "internet", day))
         return out

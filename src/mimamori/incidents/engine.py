@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mimamori.db.models import (
@@ -168,6 +168,8 @@ def ingest_alerts(
                     )
                 )
                 inc.severity = d.severity
+        if absorbs and inc.kind == d.kind:
+            _absorb_related(session, index, inc, d.keys, absorbs, now)
         session.add(
             Alert(
                 tenant_id=tenant.id,
@@ -264,6 +266,72 @@ def _pick(
             if best is None or rank < (best.kind not in preferred, best.id):
                 best = inc
     return best
+
+
+def _absorb_related(
+    session: Session,
+    index: dict[str, list[Incident]],
+    inc: Incident,
+    keys: list[str],
+    absorbs: set[str],
+    now: datetime,
+) -> None:
+    """Fold other open incidents of absorbed kinds that share a key into ``inc``.
+
+    Their alerts and keys move over; each is closed with a timeline entry naming ``inc``.
+    """
+    others = {o.id: o for k in keys for o in index.get(k, ()) if o is not inc and o.kind in absorbs}
+    for other in others.values():
+        if other.state not in OPEN_STATES:
+            continue
+        session.flush()
+        session.execute(update(Alert).where(Alert.incident_id == other.id).values(incident_id=inc.id))
+        own = set(session.scalars(select(IncidentKey.key).where(IncidentKey.incident_id == inc.id)))
+        for key in session.scalars(select(IncidentKey.key).where(IncidentKey.incident_id == other.id)):
+            if key not in own:
+                session.add(IncidentKey(incident_id=inc.id, tenant_id=inc.tenant_id, kind=inc.kind, key=key))
+            holders = index.setdefault(key, [])
+            if inc not in holders:
+                holders.append(inc)
+        for holders in index.values():
+            if other in holders:
+                holders.remove(other)
+        inc.alert_count = (inc.alert_count or 0) + (other.alert_count or 0)
+        if other.first_seen and (inc.first_seen is None or other.first_seen < inc.first_seen):
+            inc.first_seen = other.first_seen
+        if other.last_seen and (inc.last_seen is None or other.last_seen > inc.last_seen):
+            inc.last_seen = other.last_seen
+        if severity_rank(other.severity) > severity_rank(inc.severity):
+            inc.severity = other.severity
+        for target, text in (
+            (inc, f"absorbed incident #{other.id} ({other.kind}: {other.title})"),
+            (other, f"merged into incident #{inc.id} ({inc.kind})"),
+        ):
+            session.add(
+                TimelineEntry(
+                    incident_id=target.id,
+                    tenant_id=inc.tenant_id,
+                    at=now,
+                    actor="mimamori",
+                    entry="merged",
+                    text=text,
+                )
+            )
+        session.add(
+            TimelineEntry(
+                incident_id=other.id,
+                tenant_id=inc.tenant_id,
+                at=now,
+                actor="mimamori",
+                entry="state",
+                from_state=other.state,
+                to_state="closed",
+                text=f"merged into incident #{inc.id}",
+            )
+        )
+        other.state = "closed"
+        other.closed_at = now
+        other.alert_count = 0
 
 
 def _reclassify(
