@@ -26,6 +26,7 @@ test: $(STAMP) sysdeps
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/beacon.py
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_threat, severity_rank
+from mimamori.detect.beacon import BeaconDetector
 from mimamori.detect.ids import IdsAlertDetector
 from mimamori.detect.intel import IntelMatchDetector
 from mimamori.detect.lateral import LateralMovementDetector
@@ -13,6 +14,7 @@ from mimamori.detect.volume import VolumeSpikeDetector
 #: detector name -> class; the one place a detector is registered.
 DETECTORS: dict[str, type[Detector]] = {
     IntelMatchDetector.name: IntelMatchDetector,
+    BeaconDetector.name: BeaconDetector,
     IdsAlertDetector.name: IdsAlertDetector,
     MalwareVerdictDetector.name: MalwareVerdictDetector,
     OutboundScanDetector.name: OutboundScanDetector,

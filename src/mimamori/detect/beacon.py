@@ -1,0 +1,805 @@
+"""Beaconing: regular outbound connections scored over a sliding 24-hour window, RITA v5 style.
+
+Every (internal source, external destination) pair is scored from the connections seen in
+the last 24 hours of data time. The destination is the server name (TLS SNI, HTTP Host or
+CONNECT host) when one is known, else the destination IP; proxied requests are attributed
+to the host they ask for, not to the proxy.
+
+The score follows the method RITA v5 documents (our own implementation):
+
+* timestamp score: intervals between distinct connection seconds; Bowley skew
+  ``(Q1 + Q3 - 2·Q2) / (Q3 - Q1)`` (taken as 0 when ``Q3 - Q1 < 10`` or the median equals
+  a quartile) gives ``1 - |skew|``; the median absolute deviation gives
+  ``(median - MAD) / median`` (floored at 0); the score is their mean.
+* data-size score: the same two measures over bytes per connection (a median under one
+  byte scores MAD 0). Pairs seen only in HTTP/TLS logs have no sizes; their size weight is
+  shared out over the other three parts.
+* histogram score: the window cut into 24 equal bins; ``max(1 - CV, bimodal fit)`` where CV
+  is the coefficient of variation of the 24 bin counts and the bimodal fit is the share of
+  non-empty bins whose heights fall in the two most common height buckets (bucket width
+  ``ceil(max height · mode sensitivity)``), after dropping outlier bins; only with enough
+  non-empty bins.
+* duration score: with at least ``duration_min_hours`` non-empty bins, ``max(coverage,
+  consistency)``: coverage is (last - first) over the window span, consistency the longest
+  run of consecutive non-empty bins (wrapping around) over ``duration_ideal_hours``.
+* score: the weighted sum (weights sum to 1). An alert also needs a timestamp score of at
+  least ``min_ts_score`` (random, Poisson-like traffic scores about 0.55 there but can
+  reach 0.75 overall on coverage and size alone). Pairs with fewer than ``min_connections``
+  distinct timestamps are not scored; pairs with ``strobe_connections`` or more
+  connections are strobes and score 1.
+
+Alerting: score at least ``alert_score`` (medium; ``high_score`` and above: high), at
+least ``alert_min_connections`` connections, a timestamp score of at least
+``min_ts_score`` and a median interval of at least ``min_median_interval`` seconds (or a
+strobe). One alert per pair per 24 hours of data time; its dedup key is (tenant, source,
+destination, UTC date of the last connection scored). NTP (udp/123) and ICMP are left out
+by default (``ignore_ports``, ``ignore_transports``): periodic by design. Touched pairs are
+rescored at most every ``rescore_seconds`` of data time unless their count grew by
+``rescore_growth``; only pairs whose timing passes the alert gates get the size and
+histogram parts computed.
+
+A second rule catches fast-polling command and control that a 24-hour score misses:
+hundreds of small, regular connections within ``fast_window_seconds`` from one host to
+an external destination no host of the tenant had contacted before in the window.
+
+State (``ctx.state``, persisted as Polars frames): ``rows`` (pair id, timestamp, bytes,
+record key; one row per connection, deduplicated by event id per pair), ``pairs`` (pair
+id, source, destination, alert and scoring bookkeeping) and ``meta`` (newest timestamp
+and counters). Bounds: rows older than 24 hours before the newest timestamp are dropped;
+a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at most
+``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import polars as pl
+
+from mimamori.detect.base import AlertDraft, DetectContext, Detector
+from mimamori.events.net import in_networks
+
+US = 1_000_000
+DAY_US = 86_400 * US
+BINS = 24
+
+#: Datasets whose records are one connection each (or one request naming the server).
+CONNECTION_DATASETS = frozenset(
+    {
+        "zeek.conn",
+        "zeek.http",
+        "zeek.ssl",
+        "suricata.flow",
+        "suricata.http",
+        "suricata.tls",
+        "fortigate.traffic",
+        "panos.traffic",
+        "pfsense.filterlog",
+    }
+)
+
+#: Destinations that are never "outside": multicast, broadcast, loopback, link-local.
+_NOT_EXTERNAL = (
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "255.255.255.255/32",
+    "::1/128",
+    "ff00::/8",
+)
+_INTERNAL_NAME = r"(^[^.]+$)|\.(local|lan|internal|intranet|corp|home|localdomain|home\.arpa|in-addr\.arpa)$"
+
+_ROWS_SCHEMA: dict[str, pl.DataType] = {
+    "pid": pl.Int64(),
+    "ts": pl.Int64(),  # microseconds since the epoch, UTC
+    "bytes": pl.Int64(),
+    "key": pl.UInt64(),
+}
+_PAIRS_SCHEMA: dict[str, pl.DataType] = {
+    "pid": pl.Int64(),
+    "src": pl.String(),
+    "dst": pl.String(),
+    "alerted_until": pl.Int64(),  # no new beacon alert for the pair before this time
+    "fast_alerted_until": pl.Int64(),
+    "scored_at": pl.Int64(),  # newest timestamp when the pair was last scored
+    "scored_n": pl.Int64(),  # its connection count then
+}
+_META_SCHEMA: dict[str, pl.DataType] = {
+    "newest": pl.Int64(),
+    "next_pid": pl.Int64(),
+    "duplicates": pl.Int64(),
+    "future": pl.Int64(),
+    "stale": pl.Int64(),
+    "clock_outliers": pl.Int64(),
+    "capped": pl.Int64(),
+}
+
+
+@dataclass(frozen=True)
+class BeaconThresholds:
+    """Scoring and alerting parameters (RITA v5 defaults where RITA has one)."""
+
+    alert_score: float = 0.7  # alert at or above this score (severity medium)
+    high_score: float = 0.8  # severity high at or above this score
+    min_connections: int = 4  # distinct connection timestamps needed to score a pair (RITA)
+    alert_min_connections: int = 24  # ... and to alert on it
+    min_ts_score: float = 0.85  # ... whose timing is this regular (random: ~0.55, small samples ~0.8)
+    min_median_interval: float = 5.0  # seconds; a faster "beacon" is a stream (or a strobe)
+    strobe_connections: int = 86_400  # this many connections in 24 h: a strobe (RITA)
+    ts_weight: float = 0.25
+    ds_weight: float = 0.25
+    dur_weight: float = 0.25
+    hist_weight: float = 0.25
+    duration_min_hours: int = 6
+    duration_ideal_hours: int = 12
+    hist_mode_sensitivity: float = 0.05
+    hist_bimodal_outlier_removal: int = 1
+    hist_bimodal_min_hours: int = 11
+    window_seconds: int = 86_400
+    rescore_seconds: int = 900  # rescore a touched pair at most this often (data time) ...
+    rescore_growth: float = 1.25  # ... unless its connection count grew by this factor
+    fast_window_seconds: int = 600
+    fast_min_connections: int = 200
+    fast_max_median_bytes: int = 10_000
+    fast_max_mad_ratio: float = 0.2  # interval MAD / median interval
+    max_rows_per_pair: int = 86_400
+    max_rows: int = 20_000_000
+    future_seconds: int = 86_400  # timestamps beyond wall clock + this are ignored
+    proxy_ports: tuple[int, ...] = (3128, 3129, 8080, 8118, 8888)
+    # Periodic by design, never C2 worth an SME alert: time sync, and ICMP (errors, pings).
+    ignore_ports: tuple[int, ...] = (123,)
+    ignore_transports: tuple[str, ...] = ("icmp", "ipv6-icmp", "icmp6")
+
+    def __post_init__(self) -> None:
+        weights = (self.ts_weight, self.ds_weight, self.dur_weight, self.hist_weight)
+        if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0):
+            raise ValueError(f"beacon score weights must be >= 0 and sum to 1, got {weights}")
+        if not 0 < self.alert_score <= self.high_score <= 1:
+            raise ValueError("need 0 < alert_score <= high_score <= 1")
+        if self.min_connections < 4:
+            raise ValueError("min_connections must be at least 4 (three intervals)")
+
+
+class BeaconDetector(Detector):
+    name: ClassVar[str] = "beacon"
+    description: ClassVar[str] = (
+        "regular outbound connections (RITA-style 24 h beacon score) and fast C2 polling"
+    )
+
+    def __init__(self, thresholds: BeaconThresholds | None = None, **overrides: Any) -> None:
+        base = thresholds or BeaconThresholds()
+        known = {f.name for f in fields(BeaconThresholds)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown beacon threshold(s): {', '.join(unknown)}")
+        self.t = replace(base, **overrides)
+
+    # ------------------------------------------------------------------ entry point
+
+    def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
+        st = _State.load(ctx.state)
+        conns = self._connections(events, ctx)
+        if conns.height == 0:
+            return []
+        conns = self._admit(conns, st)
+        if conns.height == 0:
+            st.save(ctx.state)
+            return []
+        conns = self._assign_pairs(conns, st)
+        touched = self._merge(conns, st)
+        self._prune(st)
+        alerts = self._fast_poll(touched, st, ctx) + self._beacons(touched, st, ctx)
+        st.save(ctx.state)
+        return alerts
+
+    def scores(self, ctx: DetectContext) -> pl.DataFrame:
+        """Current scores of every pair in the state (for analysts, tests and tuning)."""
+        st = _State.load(ctx.state)
+        if st.rows.height == 0:
+            return pl.DataFrame()
+        scored, _ = _score(st.rows, st.window(self.t), self.t)
+        return scored.join(st.pairs.select("pid", "src", "dst"), on="pid").sort("score", descending=True)
+
+    # ------------------------------------------------------------------ extraction
+
+    def _connections(self, events: pl.DataFrame, ctx: DetectContext) -> pl.DataFrame:
+        """(src, dst, ts, bytes, key) of outbound connections in a batch."""
+        if events.height == 0 or "@timestamp" not in events.columns:
+            return pl.DataFrame()
+
+        def col(name: str, dtype: pl.DataType) -> pl.Expr:
+            return pl.col(name) if name in events.columns else pl.lit(None, dtype=dtype)
+
+        s = pl.String()
+        dataset, etype = col("event.dataset", s), col("event.type", s)
+        df = events.filter(
+            (dataset.is_in(list(CONNECTION_DATASETS)) | (etype == "connection")).fill_null(False)
+            & col("source.ip", s).is_not_null()
+            & pl.col("@timestamp").is_not_null()
+            & ~col("destination.port", pl.Int32()).is_in(list(self.t.ignore_ports)).fill_null(False)
+            & ~col("network.transport", s)
+            .str.to_lowercase()
+            .is_in(list(self.t.ignore_transports))
+            .fill_null(False)
+        )
+        if df.height == 0:
+            return pl.DataFrame()
+        name = (
+            pl.coalesce(col("tls.client.server_name", s), col("url.domain", s), col("destination.domain", s))
+            .str.strip_chars()
+            .str.strip_chars_end(".")
+            .str.to_lowercase()
+        )
+        name = pl.when(name.str.len_bytes() > 0).then(name)
+        dip = col("destination.ip", s)
+        proxied = (
+            (col("http.request.method", s).str.to_uppercase() == "CONNECT").fill_null(False)
+            | col("url.path", s).str.contains(r"^[A-Za-z][A-Za-z0-9+.-]*://").fill_null(False)
+            | col("destination.port", pl.Int32()).is_in(list(self.t.proxy_ports)).fill_null(False)
+        )
+        src_b, dst_b = col("source.bytes", pl.Int64()), col("destination.bytes", pl.Int64())
+        size = pl.coalesce(
+            col("network.bytes", pl.Int64()),
+            pl.when(src_b.is_not_null() | dst_b.is_not_null()).then(src_b.fill_null(0) + dst_b.fill_null(0)),
+        )
+        ts = pl.col("@timestamp").dt.epoch("us")
+        event_id = col("event.id", s)
+        fallback = pl.struct(ts, size, col("source.port", pl.Int32()), col("event.dataset", s)).hash(7)
+        df = df.select(
+            col("source.ip", s).alias("src"),
+            name.alias("name"),
+            dip.alias("dip"),
+            proxied.alias("proxied"),
+            ts.alias("ts"),
+            size.alias("bytes"),
+            pl.when(event_id.is_not_null()).then(event_id.hash(7)).otherwise(fallback).alias("key"),
+        )
+        # Address tests run on distinct values (a few thousand), not on every row.
+        internal_dip = _matching(df["dip"], lambda v: in_networks(v, ctx.networks))
+        use_name = pl.col("name").is_not_null() & (
+            pl.col("dip").is_null() | ~pl.col("dip").is_in(internal_dip) | pl.col("proxied")
+        )
+        df = df.select(
+            "src",
+            pl.when(use_name).then(pl.col("name")).otherwise(pl.col("dip")).alias("dst"),
+            "ts",
+            "bytes",
+            "key",
+        )
+        internal_src = _matching(df["src"], lambda v: in_networks(v, ctx.networks))
+        external_dst = _matching(
+            df["dst"],
+            lambda v: (
+                ~in_networks(v, ctx.networks)
+                & ~in_networks(v, _NOT_EXTERNAL)
+                & ~v.str.contains(_INTERNAL_NAME).fill_null(False)
+            ),
+        )
+        return df.filter(pl.col("src").is_in(internal_src) & pl.col("dst").is_in(external_dst))
+
+    def _admit(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
+        """Drop (and count) timestamps from the future, clock outliers and ones already out of the window."""
+        now = int(datetime.now(UTC).timestamp() * US)
+        future = pl.col("ts") > now + self.t.future_seconds * US
+        n_future = conns.select(future.sum()).item()
+        conns = conns.filter(~future)
+        if conns.height == 0:
+            st.count("future", n_future)
+            return conns
+        # A lone record from a jumped clock must not drag the window forward and empty it.
+        median = int(conns.select(pl.col("ts").median()).item())
+        outlier = pl.col("ts") > median + self.t.window_seconds * US
+        n_out = conns.select(outlier.sum()).item()
+        conns = conns.filter(~outlier)
+        newest = max(st.newest or 0, conns.select(pl.col("ts").max()).item())
+        stale = pl.col("ts") < newest - self.t.window_seconds * US
+        n_stale = conns.select(stale.sum()).item()
+        st.newest = newest
+        st.count("future", n_future)
+        st.count("clock_outliers", n_out)
+        st.count("stale", n_stale)
+        return conns.filter(~stale)
+
+    def _assign_pairs(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
+        keys = conns.select("src", "dst").unique()
+        known = keys.join(st.pairs.select("src", "dst", "pid"), on=["src", "dst"], how="left")
+        new = known.filter(pl.col("pid").is_null())
+        if new.height:
+            new = new.with_columns(
+                pl.int_range(st.next_pid, st.next_pid + new.height, dtype=pl.Int64).alias("pid")
+            )
+            st.next_pid += new.height
+            st.pairs = pl.concat([st.pairs, _conform(new, _PAIRS_SCHEMA)], how="vertical_relaxed")
+        mapping = pl.concat([known.filter(pl.col("pid").is_not_null()), new.select("src", "dst", "pid")])
+        return conns.join(mapping, on=["src", "dst"]).select(list(_ROWS_SCHEMA))
+
+    def _merge(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
+        """Add new connections to the state, once each; return the pair ids touched."""
+        fresh = conns.unique(["pid", "key"], keep="first", maintain_order=True)
+        lo, hi = fresh["ts"].min(), fresh["ts"].max()
+        if st.rows.height:
+            # a duplicate record carries the same timestamp, so only that time range can hold it
+            near = st.rows.filter(pl.col("ts").is_between(lo, hi)).select("pid", "key")
+            fresh = fresh.join(near, on=["pid", "key"], how="anti")
+        st.count("duplicates", conns.height - fresh.height)
+        st.rows = pl.concat([st.rows, fresh]) if st.rows.height else fresh
+        return fresh.select("pid").unique()
+
+    def _prune(self, st: _State) -> None:
+        assert st.newest is not None
+        cutoff = st.newest - self.t.window_seconds * US
+        rows = st.rows
+        if rows.height and rows["ts"].min() < cutoff:  # type: ignore[operator]
+            rows = rows.filter(pl.col("ts") >= cutoff)
+        per_pair = rows.group_by("pid").len().filter(pl.col("len") > self.t.max_rows_per_pair)
+        if per_pair.height:
+            heavy = rows.filter(pl.col("pid").is_in(per_pair["pid"].implode()))
+            kept = heavy.sort("ts", descending=True).group_by("pid").head(self.t.max_rows_per_pair)
+            rows = pl.concat([rows.filter(~pl.col("pid").is_in(per_pair["pid"].implode())), kept])
+            st.count("capped", heavy.height - kept.height)
+        if rows.height > self.t.max_rows:
+            kept = rows.top_k(self.t.max_rows, by="ts")
+            st.count("capped", rows.height - kept.height)
+            rows = kept
+        st.rows = rows.rechunk() if rows.n_chunks() > 8 else rows
+        live = st.rows.select("pid").unique()
+        st.pairs = st.pairs.filter(
+            pl.col("pid").is_in(live["pid"].implode())
+            | (pl.col("alerted_until") > st.newest).fill_null(False)
+            | (pl.col("fast_alerted_until") > st.newest).fill_null(False)
+        )
+
+    # ------------------------------------------------------------------ beacon score
+
+    def _beacons(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+        assert st.newest is not None
+        t = self.t
+        counts = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode())).group_by("pid").len("n")
+        due = (
+            counts.join(st.pairs, on="pid")
+            .filter(
+                (pl.col("n") >= t.min_connections)
+                & (pl.col("alerted_until").fill_null(0) <= st.newest)
+                & (
+                    pl.col("scored_at").is_null()
+                    | (pl.col("scored_at") <= st.newest - t.rescore_seconds * US)
+                    | (pl.col("n") >= pl.col("scored_n") * t.rescore_growth)
+                    | (pl.col("n") >= t.strobe_connections)
+                )
+            )
+            .select("pid", "n")
+        )
+        if due.height == 0:
+            return []
+        rows = st.rows.filter(pl.col("pid").is_in(due["pid"].implode()))
+        scored, hist = _score(rows, st.window(t), t, gate=True)
+        st.pairs = st.pairs.update(
+            due.select("pid", pl.lit(st.newest).alias("scored_at"), pl.col("n").alias("scored_n")), on="pid"
+        )
+        hits = scored.filter((pl.col("score") >= t.alert_score) & _alertable(t)).join(
+            st.pairs.select("pid", "src", "dst"), on="pid"
+        )
+        if hits.height == 0:
+            return []
+        histos = _histograms(hist.filter(pl.col("pid").is_in(hits["pid"].implode())))
+        meta = st.counters()
+        alerts = []
+        for h in hits.sort("score", descending=True).iter_rows(named=True):
+            first = _dt(h["first_ts"])
+            severity = "high" if h["score"] >= t.high_score else "medium"
+            evidence = {
+                "mode": "strobe" if h["strobe"] else "beacon",
+                "score": h["score"],
+                "ts_score": h["ts_score"],
+                "ds_score": h["ds_score"],
+                "duration_score": h["dur_score"],
+                "histogram_score": h["hist_score"],
+                "connections": h["connections"],
+                "distinct_timestamps": h["distinct_ts"],
+                "median_interval_s": h["iv_q2"],
+                "interval_q1_s": h["iv_q1"],
+                "interval_q3_s": h["iv_q3"],
+                "interval_mad_s": h["iv_mad"],
+                "interval_skew": h["iv_skew"],
+                "median_bytes": h["ds_q2"],
+                "bytes_mad": h["ds_mad"],
+                "bytes_skew": h["ds_skew"],
+                "min_bytes": h["ds_min"],
+                "max_bytes": h["ds_max"],
+                "total_bytes": h["ds_total"],
+                "hourly_histogram": histos.get(h["pid"], [0] * BINS),
+                "hours_seen": h["bars"],
+                "longest_run_hours": h["run"],
+                "first_seen": first.isoformat(),
+                "last_seen": _dt(h["last_ts"]).isoformat(),
+                "window_hours": t.window_seconds // 3600,
+                **{f"ignored_{k}": v for k, v in meta.items()},
+            }
+            alerts.append(
+                AlertDraft(
+                    detector=self.name,
+                    kind="beaconing",
+                    severity=severity,
+                    title=(
+                        f"{h['src']} beacons to {h['dst']} every ~{h['iv_q2']:.0f}s (score {h['score']:.2f})"
+                    ),
+                    first_seen=first,
+                    last_seen=_dt(h["last_ts"]),
+                    keys=[f"host:{h['src']}", f"indicator:{h['dst']}"],
+                    host=h["src"],
+                    indicator=h["dst"],
+                    event_count=h["connections"],
+                    evidence=evidence,
+                ).with_dedup(ctx.tenant, h["src"], h["dst"], _dt(h["last_ts"]).date().isoformat())
+            )
+        # one alert per pair per 24 h of data time, counted from the alert
+        until = hits.select("pid", pl.lit(st.newest + t.window_seconds * US).alias("alerted_until"))
+        st.pairs = st.pairs.update(until, on="pid")
+        return alerts
+
+    # ------------------------------------------------------------------ fast polling
+
+    def _fast_poll(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+        assert st.newest is not None
+        t = self.t
+        win = t.fast_window_seconds * US
+        rows = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
+        last = rows.group_by("pid").agg(pl.col("ts").max().alias("last"), pl.len().alias("n_all"))
+        cand = last.filter(pl.col("n_all") >= t.fast_min_connections).join(
+            st.pairs.filter(pl.col("fast_alerted_until").fill_null(0) <= st.newest), on="pid"
+        )
+        if cand.height == 0:
+            return []
+        burst = (
+            rows.join(cand.select("pid", "last"), on="pid")
+            .filter(pl.col("ts") > pl.col("last") - win)
+            .sort("pid", "ts")
+            .with_columns(
+                pl.when(pl.col("pid") == pl.col("pid").shift(1))
+                .then((pl.col("ts") - pl.col("ts").shift(1)) / US)
+                .alias("iv")
+            )
+        )
+        stats = burst.group_by("pid").agg(
+            pl.len().alias("n"),
+            pl.col("ts").min().alias("first"),
+            pl.col("ts").max().alias("last"),
+            pl.col("iv").median().alias("iv_med"),
+            pl.col("bytes").median().alias("bytes_med"),
+            pl.col("iv").drop_nulls().alias("ivs"),
+        )
+        stats = stats.with_columns(
+            (
+                pl.col("ivs").list.eval((pl.element() - pl.element().median()).abs().median()).list.first()
+            ).alias("iv_mad")
+        ).filter(
+            (pl.col("n") >= t.fast_min_connections)
+            & (pl.col("iv_med") > 0)
+            & (pl.col("iv_mad") <= pl.col("iv_med") * t.fast_max_mad_ratio)
+            & (pl.col("bytes_med").is_null() | (pl.col("bytes_med") <= t.fast_max_median_bytes))
+        )
+        if stats.height == 0:
+            return []
+        stats = stats.join(st.pairs.select("pid", "src", "dst"), on="pid")
+        # "New" destination: no host of the tenant reached it before this burst, in the window.
+        dst_pids = st.pairs.filter(pl.col("dst").is_in(stats["dst"].implode())).select("pid", "dst")
+        earliest = st.rows.join(dst_pids, on="pid").group_by("dst").agg(pl.col("ts").min().alias("dst_first"))
+        stats = stats.join(earliest, on="dst").filter(pl.col("dst_first") >= pl.col("first"))
+        alerts = []
+        for h in stats.iter_rows(named=True):
+            first, lastdt = _dt(h["first"]), _dt(h["last"])
+            alerts.append(
+                AlertDraft(
+                    detector=self.name,
+                    kind="beaconing",
+                    severity="high",
+                    title=(
+                        f"{h['src']} polls new host {h['dst']} every ~{h['iv_med']:.1f}s "
+                        f"({h['n']} connections)"
+                    ),
+                    first_seen=first,
+                    last_seen=lastdt,
+                    keys=[f"host:{h['src']}", f"indicator:{h['dst']}"],
+                    host=h["src"],
+                    indicator=h["dst"],
+                    event_count=h["n"],
+                    evidence={
+                        "mode": "fast_poll",
+                        "connections": h["n"],
+                        "window_seconds": t.fast_window_seconds,
+                        "median_interval_s": h["iv_med"],
+                        "interval_mad_s": h["iv_mad"],
+                        "median_bytes": h["bytes_med"],
+                        "new_destination": True,
+                        "first_seen": first.isoformat(),
+                        "last_seen": lastdt.isoformat(),
+                    },
+                ).with_dedup(ctx.tenant, "fast", h["src"], h["dst"], first.date().isoformat())
+            )
+        until = stats.select("pid", (pl.col("last") + t.window_seconds * US).alias("fast_alerted_until"))
+        st.pairs = st.pairs.update(until, on="pid")
+        return alerts
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def _alertable(t: BeaconThresholds) -> pl.Expr:
+    """Timing conditions a pair must meet to be alerted on (before the full score)."""
+    regular = (
+        (pl.col("connections") >= t.alert_min_connections)
+        & (pl.col("ts_score") >= t.min_ts_score)
+        & (pl.col("iv_q2") >= t.min_median_interval)
+    )
+    return (regular | pl.col("strobe")).fill_null(False)
+
+
+def _bowley(q1: pl.Expr, q2: pl.Expr, q3: pl.Expr) -> pl.Expr:
+    den = q3 - q1
+    ok = (den >= 10) & (q2 != q1) & (q2 != q3)
+    return pl.when(ok).then((q1 + q3 - 2 * q2) / den).otherwise(0.0)
+
+
+def _mad_score(median: pl.Expr, mad: pl.Expr, default: float) -> pl.Expr:
+    return pl.when(median >= 1).then(((median - mad) / median).clip(lower_bound=0.0)).otherwise(default)
+
+
+def _quartiles(value: str, prefix: str) -> list[pl.Expr]:
+    return [
+        pl.col(value).quantile(q, "linear").alias(f"{prefix}_q{i}")
+        for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))
+    ]
+
+
+def _score(
+    rows: pl.DataFrame, window: tuple[int, int], t: BeaconThresholds, gate: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per pair id: the four part scores, the combined score and their statistics.
+
+    Also returns the long hourly histogram (pid, bin, count). All Polars expressions; no
+    Python work per connection. With ``gate``, only pairs that can still raise an alert
+    (regular enough timing, enough connections, or strobes) get the size and histogram
+    parts: the timing part alone rules out most ordinary traffic, cheaply.
+    """
+    dmin, dmax = window
+    span = max(dmax - dmin, 1)
+    secs = rows.select("pid", (pl.col("ts") // US).alias("sec")).sort("pid", "sec")
+    # intervals between distinct seconds
+    iv = (
+        secs.with_columns(
+            pl.when(pl.col("pid") == pl.col("pid").shift(1))
+            .then(pl.col("sec") - pl.col("sec").shift(1))
+            .alias("iv")
+        )
+        .filter(pl.col("iv") > 0)
+        .select("pid", pl.col("iv").cast(pl.Float64))
+    )
+    iv_stats = iv.group_by("pid").agg(pl.len().alias("n_iv"), *_quartiles("iv", "iv"))
+    iv_mad = (
+        iv.join(iv_stats.select("pid", "iv_q2"), on="pid")
+        .group_by("pid")
+        .agg((pl.col("iv") - pl.col("iv_q2")).abs().median().alias("iv_mad"))
+    )
+    timing = (
+        secs.group_by("pid")
+        .agg(pl.len().alias("connections"))
+        .join(iv_stats, on="pid", how="left")
+        .join(iv_mad, on="pid", how="left")
+        .with_columns(
+            (pl.col("n_iv").fill_null(0) + 1).alias("distinct_ts"),
+            _bowley(pl.col("iv_q1"), pl.col("iv_q2"), pl.col("iv_q3")).alias("iv_skew"),
+        )
+        .filter(pl.col("distinct_ts") >= t.min_connections)
+        .with_columns(
+            ((1 - pl.col("iv_skew").abs() + _mad_score(pl.col("iv_q2"), pl.col("iv_mad"), 1.0)) / 2).alias(
+                "ts_score"
+            ),
+            (pl.col("connections") >= t.strobe_connections).alias("strobe"),
+        )
+    )
+    if gate:
+        timing = timing.filter(_alertable(t))
+        rows = rows.filter(pl.col("pid").is_in(timing["pid"].implode()))
+    secs = rows.select("pid", "ts", "bytes")
+    sizes = secs.select("pid", pl.col("bytes").cast(pl.Float64)).drop_nulls()
+    ds_stats = sizes.group_by("pid").agg(
+        pl.len().alias("n_ds"),
+        *_quartiles("bytes", "ds"),
+        pl.col("bytes").min().alias("ds_min"),
+        pl.col("bytes").max().alias("ds_max"),
+        pl.col("bytes").sum().alias("ds_total"),
+    )
+    ds_mad = (
+        sizes.join(ds_stats.select("pid", "ds_q2"), on="pid")
+        .group_by("pid")
+        .agg((pl.col("bytes") - pl.col("ds_q2")).abs().median().alias("ds_mad"))
+    )
+    base = secs.group_by("pid").agg(
+        pl.col("ts").min().alias("first_ts"),
+        pl.col("ts").max().alias("last_ts"),
+    )
+    # hourly histogram over the window: 24 equal bins
+    hist = (
+        secs.select("pid", ((pl.col("ts") - dmin) * BINS // span).clip(0, BINS - 1).alias("bin"))
+        .group_by("pid", "bin")
+        .agg(pl.len().alias("count"))
+    )
+    bucket = (
+        hist.group_by("pid")
+        .agg(
+            pl.len().alias("bars"),
+            pl.col("count").max().alias("peak"),
+            pl.col("count").sum().alias("total"),
+            (pl.col("count").cast(pl.Float64) ** 2).sum().alias("sumsq"),
+            pl.lit(2, dtype=pl.Int64).pow(pl.col("bin")).cast(pl.Int64).sum().alias("mask"),
+        )
+        .with_columns((pl.col("peak") * t.hist_mode_sensitivity).ceil().clip(lower_bound=1).alias("bucket"))
+    )
+    modes = (
+        hist.join(bucket.select("pid", "bucket"), on="pid")
+        .group_by("pid", (pl.col("count") // pl.col("bucket")).alias("height"))
+        .len("bars_in")
+        .group_by("pid")
+        .agg(pl.col("bars_in").top_k(2).sum().alias("top2"))
+    )
+    mean = pl.col("total") / BINS
+    sd = ((pl.col("sumsq") / BINS) - mean**2).clip(lower_bound=0.0).sqrt()
+    cv_score = pl.when(sd / mean > 1).then(0.0).otherwise(1 - sd / mean)
+    bimodal = pl.when(pl.col("bars") >= t.hist_bimodal_min_hours).then(
+        (pl.col("top2") / (pl.col("bars") - t.hist_bimodal_outlier_removal).clip(lower_bound=1)).clip(
+            upper_bound=1.0
+        )
+    )
+    out = (
+        timing.join(base, on="pid")
+        .join(ds_stats, on="pid", how="left")
+        .join(ds_mad, on="pid", how="left")
+        .join(bucket, on="pid", how="left")
+        .join(modes, on="pid", how="left")
+        .pipe(_longest_circular_run)
+        .with_columns(
+            pl.max_horizontal(cv_score, bimodal.fill_null(0.0)).alias("hist_score"),
+            _bowley(pl.col("ds_q1"), pl.col("ds_q2"), pl.col("ds_q3")).alias("ds_skew"),
+        )
+    )
+    coverage = ((pl.col("last_ts") - pl.col("first_ts")) / span).clip(upper_bound=1.0)
+    consistency = (pl.col("run") / t.duration_ideal_hours).clip(upper_bound=1.0)
+    has_ds = pl.col("n_ds").fill_null(0) >= 3
+    out = out.with_columns(
+        ((1 - pl.col("iv_skew").abs() + _mad_score(pl.col("iv_q2"), pl.col("iv_mad"), 1.0)) / 2).alias(
+            "ts_score"
+        ),
+        pl.when(has_ds)
+        .then((1 - pl.col("ds_skew").abs() + _mad_score(pl.col("ds_q2"), pl.col("ds_mad"), 0.0)) / 2)
+        .alias("ds_score"),
+        pl.when(pl.col("bars") >= t.duration_min_hours)
+        .then(pl.max_horizontal(coverage, consistency))
+        .otherwise(0.0)
+        .alias("dur_score"),
+    )
+    w_other = t.ts_weight + t.dur_weight + t.hist_weight
+    weighted = (
+        pl.col("ts_score") * t.ts_weight
+        + pl.col("dur_score") * t.dur_weight
+        + pl.col("hist_score") * t.hist_weight
+    )
+    # without sizes the size weight is shared out over the other parts
+    combined = pl.when(has_ds).then(weighted + pl.col("ds_score") * t.ds_weight).otherwise(weighted / w_other)
+    out = out.with_columns(
+        pl.when(pl.col("strobe")).then(1.0).otherwise(combined).round(3).clip(0.0, 1.0).alias("score"),
+        *(
+            pl.col(c).round(3)
+            for c in ("ts_score", "ds_score", "dur_score", "hist_score", "iv_skew", "ds_skew")
+        ),
+    )
+    return out, hist
+
+
+def _longest_circular_run(df: pl.DataFrame) -> pl.DataFrame:
+    """Add ``run``: the longest run of set bits of ``mask`` read as a circle (hours wrap).
+
+    Each step keeps the bits whose left neighbour is also set; a run of k bits survives
+    k steps. Materialised step by step (24 vectorised passes over the pairs).
+    """
+    full = 1 << BINS
+    df = df.with_columns(pl.col("mask").fill_null(0).cast(pl.Int64).alias("__m"), pl.lit(0).alias("run"))
+    for _ in range(BINS):
+        m = pl.col("__m")
+        rotated = ((m * 2) % full) + (m // (1 << (BINS - 1)))
+        df = df.with_columns(
+            (pl.col("run") + (m != 0).cast(pl.Int32)).alias("run"), m.and_(rotated).alias("__m")
+        )
+    return df.drop("__m").with_columns(pl.col("run").clip(upper_bound=BINS))
+
+
+def _histograms(hist: pl.DataFrame) -> dict[int, list[int]]:
+    """pid -> 24 bin counts, for the few pairs being reported."""
+    out: dict[int, list[int]] = {}
+    for pid, b, c in hist.iter_rows():
+        out.setdefault(pid, [0] * BINS)[b] = c
+    return out
+
+
+def _matching(values: pl.Series, cond: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """The distinct non-null values for which ``cond`` holds (for a cheap ``is_in``)."""
+    uniq = values.drop_nulls().unique().to_frame("v")
+    return uniq.filter(cond(pl.col("v")))["v"].implode()
+
+
+def _dt(us: int) -> datetime:
+    return datetime.fromtimestamp(us / US, tz=UTC)
+
+
+def _conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return df.select(
+        [pl.col(k).cast(v) if k in df.columns else pl.lit(None, dtype=v).alias(k) for k, v in schema.items()]
+    )
+
+
+class _State:
+    """The detector's frames in ``ctx.state`` (only DataFrames survive a restart)."""
+
+    def __init__(self, rows: pl.DataFrame, pairs: pl.DataFrame, meta: dict[str, int | None]) -> None:
+        self.rows = rows
+        self.pairs = pairs
+        self.meta = meta
+
+    @classmethod
+    def load(cls, state: dict[str, Any]) -> _State:
+        rows = state.get("rows")
+        pairs = state.get("pairs")
+        meta = state.get("meta")
+        rows = (
+            _conform(rows, _ROWS_SCHEMA)
+            if isinstance(rows, pl.DataFrame)
+            else pl.DataFrame(schema=_ROWS_SCHEMA)
+        )
+        pairs = (
+            _conform(pairs, _PAIRS_SCHEMA)
+            if isinstance(pairs, pl.DataFrame)
+            else pl.DataFrame(schema=_PAIRS_SCHEMA)
+        )
+        values: dict[str, int | None] = dict.fromkeys(_META_SCHEMA, 0)
+        values["newest"] = None
+        if isinstance(meta, pl.DataFrame) and meta.height:
+            row = _conform(meta, _META_SCHEMA).row(0, named=True)
+            values.update({k: v for k, v in row.items() if v is not None})
+        return cls(rows, pairs, values)
+
+    def save(self, state: dict[str, Any]) -> None:
+        state["rows"] = self.rows
+        state["pairs"] = self.pairs
+        state["meta"] = pl.DataFrame([self.meta], schema=_META_SCHEMA)
+
+    @property
+    def newest(self) -> int | None:
+        return self.meta["newest"]
+
+    @newest.setter
+    def newest(self, value: int) -> None:
+        self.meta["newest"] = value
+
+    @property
+    def next_pid(self) -> int:
+        return self.meta["next_pid"] or 0
+
+    @next_pid.setter
+    def next_pid(self, value: int) -> None:
+        self.meta["next_pid"] = value
+
+    def count(self, key: str, n: int) -> None:
+        self.meta[key] = (self.meta[key] or 0) + int(n)
+
+    def counters(self) -> dict[str, int]:
+        return {k: int(v or 0) for k, v in self.meta.items() if k not in {"newest", "next_pid"}}
+
+    def window(self, t: BeaconThresholds) -> tuple[int, int]:
+        """The histogram span: always the full 24 h before the newest timestamp, so the first
+        hours of a tenant's data cannot look like a whole day's coverage."""
+        newest = self.newest or 0
+        return newest - t.window_seconds * US, newest
