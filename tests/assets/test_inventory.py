@@ -326,3 +326,21 @@ def test_lease_history_with_a_device_in_between(session: Session, order: list[in
     for hours, mac in ((1, PC_MAC), (6, PHONE_MAC), (9, PC_MAC)):
         lease = lease_at(session, "acme", ip, T0 + timedelta(hours=hours))
         assert lease is not None and lease.mac == mac, hours
+
+
+def test_dhcp_vendor_class_names_the_os(session: Session) -> None:
+    """Option 60 (Zeek's client_software, in user_agent.original of a DHCP event) is an OS hint:
+    an Android phone says its major version before it ever browses."""
+    baseline(session)
+    at = T0 + timedelta(hours=30)
+    phone = {
+        **dhcp(at, "3c:28:6d:00:00:01", "192.168.1.40", "Pixel-7"),
+        "user_agent.original": "android-dhcp-9",
+    }
+    pc = {**dhcp(at, "00:1b:21:00:00:02", "192.168.1.41"), "user_agent.original": "MSFT 5.0"}
+    run(session, [phone, pc])
+    by_mac = {a.mac: a for a in session.scalars(select(Asset).where(Asset.tenant_id == "acme"))}
+    android = by_mac["3c:28:6d:00:00:01"]
+    assert (android.os_name, android.os_version, android.device_class) == ("Android", "9", "phone")
+    assert android.end_of_life is True  # Android 9 left support in 2022
+    assert (by_mac["00:1b:21:00:00:02"].os_name, by_mac["00:1b:21:00:00:02"].os_version) == ("Windows", None)

@@ -188,16 +188,26 @@ def test_missing_fields_clock_jumps_and_bounded_state() -> None:
 @pytest.mark.corpus
 @pytest.mark.parametrize("fmt, ext", [("zeek-default", "log.gz"), ("zeek-json", "json.gz")])
 def test_wrccdc_red_team_spreading_is_found(corpus: Path, fmt: str, ext: str) -> None:
-    """WRCCDC 2018: the red team's 10.164.94.120 maps shares and opens RDP on 22 servers."""
+    """WRCCDC 2018: the red team's 10.164.94.120 maps shares and opens RDP on 22 servers; two
+    more red hosts create and start services over the svcctl pipe (PsExec-style) on several
+    teams' servers, which Zeek's dce_rpc and smb_files logs show."""
     logs = ("smb_mapping", "smb_files", "dce_rpc", "rdp", "ntlm")
     frame = load([corpus / "zeek-wrccdc-2018" / fmt / f"{n}.{ext}" for n in logs])
     det, c = LateralMovementDetector(), ctx()
     alerts = [a for part in frame.iter_slices(1000) for a in det.detect(part, c)]
     # reported once, when 20 of its 22 peers had been seen (file order, not time order)
-    assert [(a.host, a.evidence["new_peers"]) for a in alerts] == [("10.164.94.120", 20)]
-    assert alerts[0].evidence["services"] == ["rdp", "rpc", "smb"]
-    # 10.128.0.214 created services on 3 hosts over svcctl and mapped ADMIN$ on 7: below the
-    # cold-start threshold without the dce_rpc operation (not mapped by the parser yet)
+    assert sorted((a.host, a.evidence["new_peers"]) for a in alerts) == [
+        ("10.128.0.214", 7),
+        ("10.150.0.20", 4),
+        ("10.164.94.120", 20),
+    ]
+    by_host = {a.host: a.evidence for a in alerts}
+    for red in ("10.128.0.214", "10.150.0.20"):
+        assert {"CreateServiceW", "StartServiceW", "pipe \\svcctl"} <= set(
+            by_host[red]["remote_exec_operations"]
+        )
+        assert "\\ADMIN$" in by_host[red]["admin_shares"]
+    assert by_host["10.164.94.120"]["services"] == ["rdp", "rpc", "smb"]
 
 
 @pytest.mark.corpus

@@ -459,18 +459,73 @@ EVENTS = [
     ),
     pytest.param(
         f"{WRCCDC}/zeek-default/kerberos.log.gz",
-        9,  # a type without its own mapping keeps the common fields
+        9,
         {
-            **zeek("zeek.kerberos", type_="info"),
+            **zeek("zeek.kerberos", category="authentication", type_="info"),
             "@timestamp": at(2018, 3, 24, 17, 18, 5, 713879),
             "event.id": "CiB1v61O1fMDWoHN2",
+            "event.action": "AS",
             "source.ip": "10.128.0.241",
             "source.port": 58444,
             "destination.ip": "10.47.1.208",
             "destination.port": 808,
+            "network.protocol": "kerberos",
+            "user.name": "/NM",
             "log.file.line": 9,
         },
         id="kerberos-tsv",
+    ),
+    pytest.param(
+        f"{WRCCDC}/zeek-default/rfb.log.gz",
+        9,  # a type without its own mapping keeps the common fields
+        {
+            **zeek("zeek.rfb", type_="info"),
+            "@timestamp": at(2018, 3, 24, 17, 17, 49, 614130),
+            "event.id": "C22RRY2eUniPO7ldn7",
+            "source.ip": "10.164.94.120",
+            "source.port": 33671,
+            "destination.ip": "10.47.3.142",
+            "destination.port": 5900,
+            "log.file.line": 9,
+        },
+        id="rfb-tsv",
+    ),
+    pytest.param(
+        f"{WRCCDC}/zeek-default/smb_mapping.log.gz",
+        9,  # the TSV writer doubles backslashes: \\\\host\\ADMIN$ is \\host\ADMIN$
+        {
+            **zeek("zeek.smb_mapping", type_="access"),
+            "@timestamp": at(2018, 3, 24, 17, 15, 21, 382822),
+            "event.id": "C4RwE01ohVxASBuobd",
+            "event.action": "DISK",
+            "source.ip": "10.128.0.233",
+            "source.port": 52298,
+            "destination.ip": "10.47.21.25",
+            "destination.port": 445,
+            "network.protocol": "smb",
+            "url.path": "\\\\10.47.21.25\\ADMIN$",
+            "log.file.line": 9,
+        },
+        id="smb_mapping-tsv",
+    ),
+    pytest.param(
+        f"{WRCCDC}/zeek-json/smb_files.json.gz",
+        1,
+        {
+            **zeek("zeek.smb_files", category="file", type_="access"),
+            "@timestamp": at(2018, 3, 24, 17, 15, 54, 600639),
+            "event.id": "C6WWAQ2G8MqT1hrQHd",
+            "event.action": "SMB::FILE_OPEN",
+            "source.ip": "10.128.0.214",
+            "source.port": 41717,
+            "destination.ip": "10.47.8.142",
+            "destination.port": 445,
+            "network.protocol": "smb",
+            "file.name": "\\svcctl",
+            "file.size": 0,
+            "log.file.line": 1,
+        },
+        id="smb_files-json",
     ),
 ]
 
@@ -761,3 +816,20 @@ def test_mutated_real_lines(corpus: Path) -> None:
         _check_invariant(b"\n".join([json_line, *json_lines]), "unnamed")
 
     check()
+
+
+def test_tsv_escapes_are_undone() -> None:
+    r"""The ASCII writer writes ``\`` as ``\\`` and unprintable bytes as ``\xNN``; an escaped
+    backslash before ``x41`` stays a backslash followed by the text ``x41``."""
+    header = (
+        "#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tsmb_files\n"
+        "#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\taction\tpath\tname\tsize\n"
+        "#types\ttime\tstring\taddr\tport\taddr\tport\tenum\tstring\tstring\tcount\n"
+    )
+    rows = [
+        "1700000000.0\tCa\t10.0.0.1\t50000\t10.0.0.2\t445\tSMB::FILE_OPEN\t\\\\\\\\pc2\\\\C$\ta\\x09b\t1",
+        "1700000001.0\tCb\t10.0.0.1\t50001\t10.0.0.2\t445\tSMB::FILE_OPEN\t-\t\\\\x41\\x2c\t2",
+    ]
+    events = parse_file(ZeekParser(), (header + "\n".join(rows) + "\n").encode()).events
+    assert events["url.path"].to_list() == ["\\\\pc2\\C$", None]
+    assert events["file.name"].to_list() == ["a\tb", "\\x41,"]

@@ -275,10 +275,8 @@ _ANDROID_DHCP = re.compile(r"android-dhcp-(\d+)", re.I)
 
 @lru_cache(maxsize=1024)
 def guess_from_dhcp_vendor(vendor_class: str | None) -> OsGuess | None:
-    """A hint from the DHCP vendor class identifier (option 60).
-
-    No parser maps option 60 into the event schema yet; this is ready for when one does.
-    """
+    """A hint from the DHCP vendor class identifier (option 60): Zeek's ``client_software``,
+    Suricata's ``vendor_class_identifier``, carried in ``user_agent.original`` of DHCP events."""
     if not vendor_class:
         return None
     if vendor_class.startswith("MSFT 5.0"):  # Windows 2000 and every later version

@@ -41,6 +41,7 @@ from mimamori.assets.eol import (
     EolTable,
     OsGuess,
     default_table,
+    guess_from_dhcp_vendor,
     guess_from_hostname,
     guess_from_os_name,
     guess_from_software,
@@ -238,6 +239,7 @@ class DeviceInventoryObserver(InventoryObserver):
                 pl.col("_mac").alias("mac"),
                 ip.alias("ip"),
                 pl.when(hostname.is_in(["", "-"])).then(None).otherwise(hostname).alias("hostname"),
+                pl.col("user_agent.original").alias("vendor_class"),
             )
             .filter(pl.col("ip").is_not_null() & ~pl.col("ip").is_in(["0.0.0.0", "::"]))
             .unique()
@@ -251,6 +253,7 @@ class DeviceInventoryObserver(InventoryObserver):
             pl.col("_mac").alias("mac"),
             pl.col("source.ip").alias("ip"),
             pl.lit(None, pl.String).alias("hostname"),
+            pl.lit(None, pl.String).alias("vendor_class"),
         )
         gateways = (
             conn.group_by("mac")
@@ -266,6 +269,7 @@ class DeviceInventoryObserver(InventoryObserver):
                 pl.col("ts").max().alias("last"),
                 pl.col("ip").drop_nulls().last().alias("ip"),
                 pl.col("hostname").drop_nulls().last().alias("hostname"),
+                pl.col("vendor_class").drop_nulls().last().alias("vendor_class"),
             )
             .sort("first", "mac")
         )
@@ -411,9 +415,9 @@ class DeviceInventoryObserver(InventoryObserver):
                 asset.hostname = row["hostname"]
             if asset.vendor is None:
                 asset.vendor = vendor(mac)
-            hint = guess_from_hostname(asset.hostname)
-            if hint is not None:
-                self._apply_os(asset, hint, last)
+            for hint in (guess_from_dhcp_vendor(row["vendor_class"]), guess_from_hostname(asset.hostname)):
+                if hint is not None:
+                    self._apply_os(asset, hint, last)
 
     def _upsert_fingerprints(
         self,

@@ -32,6 +32,8 @@ SERVICE_LOGS = {
 ADMIN_SHARE = r"(?i)\\(ADMIN|[A-Z]|IPC)\$"
 _EXEC_OPS = ("CreateService[AW]?", "StartService[AW]?", "SchRpcRegisterTask", "SchRpcRun", "NetrJobAdd")
 REMOTE_EXEC = rf"(?i)^({'|'.join(_EXEC_OPS)}|RemoteCreateInstance)$"
+#: Named pipes of the service control manager and task scheduler, opened over SMB (PsExec & co.).
+EXEC_PIPE = r"(?i)^\\?(svcctl|atsvc)$"
 
 
 class LateralMovementDetector(Detector):
@@ -81,6 +83,8 @@ class LateralMovementDetector(Detector):
                 share_text.str.extract(ADMIN_SHARE, 0).str.to_uppercase().alias("share"),
                 pl.when(pl.col("event.action").fill_null("").str.contains(REMOTE_EXEC))
                 .then(pl.col("event.action"))
+                .when(pl.col("file.name").fill_null("").str.contains(EXEC_PIPE))
+                .then(pl.concat_str(pl.lit("pipe "), pl.col("file.name")))
                 .alias("operation"),
             )
         )

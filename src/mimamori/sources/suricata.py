@@ -48,6 +48,7 @@ EVE_FIELDS: dict[str, pl.DataType] = {
             "flow.pkts_toclient", "flow.start", "flow.end",
             "smtp.mail_from", "email.subject", "email.message_id",
             "dhcp.assigned_ip", "dhcp.client_mac", "dhcp.hostname", "dhcp.dhcp_type",
+            "dhcp.vendor_class_identifier",
         ],
         _S,
     ),
@@ -151,7 +152,8 @@ EVE_MAPPING: dict[str, str | pl.Expr | tuple[str | pl.Expr, ...]] = {
     "url.full": _URL_FULL,
     "http.request.method": "http.http_method",
     "http.response.status_code": "http.status",
-    "user_agent.original": "http.http_user_agent",
+    # DHCP option 60 (EVE's extended dhcp log) is the client's self-description, like a UA
+    "user_agent.original": ("http.http_user_agent", "dhcp.vendor_class_identifier"),
     "dns.question.name": ("dns.rrname", "dns.query.rrname"),
     "dns.question.type": ("dns.rrtype", "dns.query.rrtype"),
     "dns.response_code": "dns.rcode",

@@ -2,7 +2,7 @@
 
 The log type comes from ``#path`` (TSV), the ``_path`` field (JSON), the file name
 (``conn.log``, ``dns.04:00:00-05:00:00.log.gz``, ``ssl.json.gz``) or, failing those, a
-fingerprint of the fields. Nine types have a full mapping (``ZEEK_MAPPINGS``); every other
+fingerprint of the fields. Sixteen types have a full mapping (``ZEEK_MAPPINGS``); every other
 type keeps the common fields (``ts``, ``uid``, ``id.*``) so nothing is dropped.
 """
 
@@ -64,6 +64,11 @@ def _domain(field: str) -> pl.Expr:
     """A Host header / server name without a trailing ``:port``; empty -> null."""
     host = pl.col(field).cast(pl.String).str.replace(r"^(\[[^\]]*\]|[^:]*):\d+$", "${1}")
     return pl.when(host.str.len_bytes() > 0).then(host)
+
+
+def _outcome(field: str) -> pl.Expr:
+    """A Zeek success flag -> ECS ``event.outcome`` (unset -> null)."""
+    return pl.when(pl.col(field)).then(pl.lit("success")).when(~pl.col(field)).then(pl.lit("failure"))
 
 
 _FAILED_STATES = ["S0", "REJ", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR"]
@@ -177,6 +182,9 @@ ZEEK_MAPPINGS: dict[str, dict[str, Source]] = {
         "host.name": "host_name",
         "host.ip": ("assigned_addr", "assigned_ip"),
         "event.action": _joined("msg_types"),
+        # option 60, the vendor class ("MSFT 5.0", "android-dhcp-13"), logged by
+        # policy/protocols/dhcp/software.zeek
+        "user_agent.original": "client_software",
     },
     "software": {
         "@timestamp": "ts",
@@ -218,6 +226,54 @@ ZEEK_MAPPINGS: dict[str, dict[str, Source]] = {
         "rule.name": "note",
         "message": "msg",
     },
+    # Windows and remote-access protocols: what lateral movement and credential use leave.
+    "smb_mapping": {
+        **COMMON,
+        "network.protocol": pl.lit("smb"),
+        "url.path": "path",  # the share's UNC path, like \\host\ADMIN$
+        "event.action": "share_type",
+    },
+    "smb_files": {
+        **COMMON,
+        "event.id": ("uid", "fuid"),
+        "network.protocol": pl.lit("smb"),
+        "url.path": "path",
+        "file.name": "name",  # also named pipes: \\svcctl, \\atsvc
+        "file.size": "size",
+        "event.action": "action",
+    },
+    "dce_rpc": {
+        **COMMON,
+        "network.protocol": pl.lit("dce_rpc"),
+        "event.action": "operation",
+        "message": "endpoint",
+    },
+    "ntlm": {
+        **COMMON,
+        "network.protocol": pl.lit("ntlm"),
+        "user.name": "username",
+        "host.name": "hostname",
+        "event.outcome": _outcome("success"),
+    },
+    "kerberos": {
+        **COMMON,
+        "network.protocol": pl.lit("kerberos"),
+        "user.name": "client",
+        "event.action": "request_type",
+        "event.outcome": _outcome("success"),
+    },
+    "rdp": {
+        **COMMON,
+        "network.protocol": pl.lit("rdp"),
+        "user.name": "cookie",
+        "event.action": "result",
+    },
+    "ssh": {
+        **COMMON,
+        "network.protocol": pl.lit("ssh"),
+        "user_agent.original": "client",
+        "event.outcome": _outcome("auth_success"),
+    },
 }
 
 #: Logs written by Zeek packages in the format of a mapped type (RITA's open connections).
@@ -234,6 +290,13 @@ TYPE_META: dict[str, tuple[str, str, str]] = {
     "files": ("event", "file", "info"),
     "smtp": ("event", "email", "protocol"),
     "notice": ("alert", "network", "info"),
+    "smb_mapping": ("event", "network", "access"),
+    "smb_files": ("event", "file", "access"),
+    "dce_rpc": ("event", "network", "protocol"),
+    "ntlm": ("event", "authentication", "info"),
+    "kerberos": ("event", "authentication", "info"),
+    "rdp": ("event", "network", "protocol"),
+    "ssh": ("event", "network", "protocol"),
 }
 DEFAULT_META = ("event", "network", "info")
 
@@ -255,7 +318,7 @@ JSON_TYPES: dict[str, pl.DataType] = {
 }
 
 #: Zeek bools: ``T``/``F`` in TSV, true/false in JSON; normalised to Boolean before mapping.
-FLAG_FIELDS = frozenset({"local_orig", "local_resp"})
+FLAG_FIELDS = frozenset({"local_orig", "local_resp", "success", "auth_success"})
 
 #: Field-name fingerprints for logs whose type is named nowhere: (type, fields all present).
 FINGERPRINTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -303,16 +366,19 @@ _UNDERSCORE_KEYS = {
 _DIRECTIVE = re.compile(
     r"^#(?:separator|(?:set_separator|empty_field|unset_field|path|fields|types)(?:[^A-Za-z0-9_]|$))"
 )
-_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|t)")
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|t|\\)")
 _NAME_OK = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _TYPE_COL = "__mimamori_zeek_type"
 _NO_HEADER = "Zeek TSV data line before any #fields header (or not a Zeek log line)"
 
 
 def _unescape(m: re.Match[str]) -> str:
-    """``\\x09`` (what Zeek writes) or ``\\t`` (seen in the wild) -> the character."""
+    """``\\x09`` (what Zeek writes), ``\\t`` (seen in the wild) or ``\\\\`` (an escaped
+    backslash, as in SMB paths) -> the character."""
     code = m.group(1)
-    return "\t" if code == "t" else chr(int(code[1:], 16))
+    if code == "t":
+        return "\t"
+    return "\\" if code == "\\" else chr(int(code[1:], 16))
 
 
 @dataclass(frozen=True)
@@ -524,7 +590,7 @@ class ZeekParser(SourceParser):
                     .otherwise(value)
                 )
             exprs.append(expr.alias(f))
-        fields_df = good.select(pl.col(LINE), *exprs)
+        fields_df = _unescape_values(good.select(pl.col(LINE), *exprs))
         return _map(fields_df, log_type, mapping), bad
 
     # ------------------------------------------------------------------------ JSON
@@ -650,6 +716,28 @@ def _quarantine(rows: pl.DataFrame, path: str, reason: pl.Expr) -> pl.DataFrame:
         ),
         QUARANTINE_SCHEMA,
     )
+
+
+def _unescape_values(df: pl.DataFrame) -> pl.DataFrame:
+    r"""Undo the ASCII writer's escapes in text values: ``\\`` -> ``\`` (SMB paths are written
+    ``\\\\host\\ADMIN$``) and ``\xNN`` -> that character. Vectorised: only the codes that
+    occur in the batch are replaced, each with one literal pass."""
+    texts = [
+        c for c, t in df.schema.items() if t == pl.String and df[c].str.contains("\\", literal=True).any()
+    ]
+    if not texts:
+        return df
+    hexes: set[str] = set()
+    for c in texts:
+        hexes.update(df[c].str.extract_all(r"\\x[0-9A-Fa-f]{2}").explode().drop_nulls().unique().to_list())
+    sentinel = "\x00\uffff"  # stands in for an escaped backslash while \xNN are decoded
+    out = []
+    for c in texts:
+        col = pl.col(c).str.replace_all("\\\\", sentinel, literal=True)
+        for h in hexes:
+            col = col.str.replace_all(h, chr(int(h[2:], 16)), literal=True)
+        out.append(col.str.replace_all(sentinel, "\\", literal=True).alias(c))
+    return df.with_columns(out)
 
 
 # ---------------------------------------------------------------------------- mapping
