@@ -102,6 +102,13 @@ def test_tenant_ingest_incident_query_flow(tmp_path):
     )
     assert opened["kind"] == "helpdesk_report"
 
+    # the event is from April 2025: older than the default 13 months, so retention removes it
+    removed = json.loads(run(home, "retention", "--json"))
+    assert removed == {"days_removed": {"yamada": 1}, "leases_removed": {"yamada": 0}}
+    assert json.loads(
+        run(home, "query", "--tenant", "yamada", "SELECT count(*) AS n FROM events", "--json")
+    ) == [{"n": 0}]
+
 
 def test_errors_are_shown_without_traceback_and_exit_2(tmp_path):
     home = str(tmp_path / "home")

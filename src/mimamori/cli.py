@@ -545,20 +545,24 @@ def incidents_open(
 
 @app.command()
 def retention(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
-    """Delete archived events older than each tenant's retention period."""
+    """Delete archived events, and the DHCP lease history that explains them, older than each
+    tenant's retention period (alerts and incidents are kept until deleted)."""
+    from mimamori.assets.inventory import prune_leases
     from mimamori.db.repo import list_tenants
-
-    platform = _platform(data_dir)
     from mimamori.db.session import session_scope
 
-    out = {}
+    platform = _platform(data_dir)
+    days: dict[str, int] = {}
+    leases: dict[str, int] = {}
     with session_scope(platform.engine) as s:
         for t in list_tenants(s):
-            out[t.id] = platform.archive.apply_retention(t.id, t.retention_days)
+            days[t.id] = platform.archive.apply_retention(t.id, t.retention_days)
+            leases[t.id] = prune_leases(s, t.id, t.retention_days)
     if as_json:
-        _print_json({"days_removed": out})
+        _print_json({"days_removed": days, "leases_removed": leases})
     else:
-        console.print(out)
+        for tenant in days:
+            console.print(f"{tenant}: {days[tenant]} days of events, {leases[tenant]} DHCP leases removed")
 
 
 # ---------------------------------------------------------------------------- demo / serve

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mimamori.assets import OBSERVERS, default_observers
-from mimamori.assets.inventory import DeviceInventoryObserver, InventorySettings, lease_at
+from mimamori.assets.inventory import DeviceInventoryObserver, InventorySettings, lease_at, prune_leases
 from mimamori.assets.oui import RANDOMISED
 from mimamori.db.models import Asset, DhcpLease, Tenant
 from mimamori.detect.base import AlertDraft
@@ -344,3 +344,15 @@ def test_dhcp_vendor_class_names_the_os(session: Session) -> None:
     assert (android.os_name, android.os_version, android.device_class) == ("Android", "9", "phone")
     assert android.end_of_life is True  # Android 9 left support in 2022
     assert (by_mac["00:1b:21:00:00:02"].os_name, by_mac["00:1b:21:00:00:02"].os_version) == ("Windows", None)
+
+
+def test_lease_history_follows_the_tenant_retention(session: Session) -> None:
+    baseline(session)
+    run(session, [dhcp(T0 + timedelta(days=3), "00:1b:21:00:00:09", "192.168.1.50")])
+    count = select(func.count()).select_from(DhcpLease).where(DhcpLease.tenant_id == "acme")
+    assert session.scalar(count) == 2
+    assert prune_leases(session, "acme", 396, now=T0 + timedelta(days=100)) == 0
+    # a year and a month on, the first lease has aged out and the second has not
+    assert prune_leases(session, "acme", 396, now=T0 + timedelta(days=399)) == 1
+    assert prune_leases(session, "other-tenant", 0, now=T0 + timedelta(days=999)) == 0
+    assert session.scalar(count) == 1

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import polars as pl
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from mimamori.assets.base import InventoryObserver
@@ -118,6 +118,15 @@ def lease_at(session: Session, tenant_id: str, ip: str, when: datetime) -> DhcpL
         .limit(1)
     )
     return session.scalars(stmt).first()
+
+
+def prune_leases(session: Session, tenant_id: str, keep_days: int, now: datetime | None = None) -> int:
+    """Delete a tenant's DHCP tenures that ended more than ``keep_days`` ago (the events they
+    explain are gone by then); returns how many were deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    stmt = delete(DhcpLease).where(DhcpLease.tenant_id == tenant_id, DhcpLease.ends_at < cutoff)
+    result = session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for DML
 
 
 def _os_label(asset: Asset) -> str:
