@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mimamori.sources import ParseResult, get_parser, head_lines, read_batches
 from mimamori.sources.fortigate import FortiGateSyslogParser
+from tests.sources.util import check_invariant, fields
 
 RAW = "firewall-utm-syslog/cribl-fortigate/raw"
 
@@ -30,13 +31,6 @@ def parse(source: Path | bytes, parser: Any = None, **ctx: Any) -> tuple[ParseRe
         sum(r.skipped for r in results),
     )
     return merged, reader_bad
-
-
-def fields(events: pl.DataFrame, line: int) -> dict[str, Any]:
-    """The non-null fields of the event from ``line``."""
-    row = events.filter(pl.col("log.file.line") == line).to_dicts()
-    assert len(row) == 1
-    return {k: v for k, v in row[0].items() if v is not None}
 
 
 # --------------------------------------------------------------------------- real samples
@@ -347,22 +341,10 @@ def test_sniff_rejects_other_formats() -> None:
 # --------------------------------------------------------------------------- properties
 
 
-def _check_invariant(data: bytes) -> None:
-    parser = FortiGateSyslogParser()
-    for batch in read_batches(data, "h.log"):
-        result = parser.parse(batch, {})
-        read = batch.lines.height + batch.quarantine.height
-        got = result.events.height + result.quarantine.height + result.skipped
-        assert got + batch.quarantine.height == read
-        lines = result.events["log.file.line"].to_list() + result.quarantine["log.file.line"].to_list()
-        assert len(set(lines)) == len(lines)
-        assert set(lines) <= set(batch.lines["log.file.line"].to_list())
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes(data: bytes) -> None:
-    _check_invariant(data)
+    check_invariant(FortiGateSyslogParser(), data)
 
 
 @pytest.mark.corpus
@@ -387,4 +369,4 @@ def test_mutated_real_lines(corpus: Path, data: st.DataObject) -> None:
         elif mode == "replace":
             line = line[:cut] + junk + line[cut + len(junk) :]
         out.append(line)
-    _check_invariant(b"\n".join(out))
+    check_invariant(FortiGateSyslogParser(), b"\n".join(out))

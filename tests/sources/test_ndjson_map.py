@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mimamori.sources import ParseResult, SourceConfigError, get_parser, read_batches
 from mimamori.sources.ndjson_map import MappedNdjsonParser
+from tests.sources.util import check_invariant, fields, parse_merged
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_MAP = ROOT / "src/mimamori/sources/maps/example.yaml"
@@ -23,20 +23,7 @@ MINIMAL: dict[str, Any] = {"dataset": "acme.thing", "timestamp": {"field": "ts"}
 
 
 def parse(source: Path | bytes, parser: Any) -> ParseResult:
-    results = [
-        parser.parse(b, {}) for b in read_batches(source, "t.ndjson" if isinstance(source, bytes) else None)
-    ]
-    return ParseResult(
-        pl.concat([r.events for r in results]),
-        pl.concat([r.quarantine for r in results]),
-        sum(r.skipped for r in results),
-    )
-
-
-def fields(events: pl.DataFrame, line: int) -> dict[str, Any]:
-    row = events.filter(pl.col("log.file.line") == line).to_dicts()
-    assert len(row) == 1
-    return {k: v for k, v in row[0].items() if v is not None}
+    return parse_merged(parser, source, "t.ndjson")
 
 
 def test_example_map_on_sample() -> None:
@@ -160,21 +147,10 @@ def test_no_map() -> None:
 _PARSER = MappedNdjsonParser(field_map=EXAMPLE_MAP)
 
 
-def _check_invariant(data: bytes) -> None:
-    for batch in read_batches(data, "h.ndjson"):
-        result = _PARSER.parse(batch, {})
-        read = batch.lines.height + batch.quarantine.height
-        got = result.events.height + result.quarantine.height + result.skipped
-        assert got + batch.quarantine.height == read
-        lines = result.events["log.file.line"].to_list() + result.quarantine["log.file.line"].to_list()
-        assert len(set(lines)) == len(lines)
-        assert set(lines) <= set(batch.lines["log.file.line"].to_list())
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes(data: bytes) -> None:
-    _check_invariant(data)
+    check_invariant(_PARSER, data, "h.ndjson")
 
 
 _JSON = st.recursive(
@@ -201,4 +177,4 @@ _JSON = st.recursive(
     )
 )
 def test_mapped_json_shapes(lines: list[str]) -> None:
-    _check_invariant("\n".join(lines).encode())
+    check_invariant(_PARSER, "\n".join(lines).encode(), "h.ndjson")

@@ -6,33 +6,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mimamori.sources import ParseResult, get_parser, head_lines, read_batches
+from mimamori.sources import ParseResult, get_parser, head_lines
 from mimamori.sources.panos import PanOsCsvParser
+from tests.sources.util import check_invariant, fields, parse_merged
 
 RAW = "firewall-utm-syslog/cribl-paloalto-panos/raw"
 
 
 def parse(source: Path | bytes, parser: Any = None, **ctx: Any) -> ParseResult:
-    parser = parser or get_parser("panos")
-    results = [
-        parser.parse(b, ctx) for b in read_batches(source, "t.log" if isinstance(source, bytes) else None)
-    ]
-    return ParseResult(
-        pl.concat([r.events for r in results]),
-        pl.concat([r.quarantine for r in results]),
-        sum(r.skipped for r in results),
-    )
-
-
-def fields(events: pl.DataFrame, line: int) -> dict[str, Any]:
-    row = events.filter(pl.col("log.file.line") == line).to_dicts()
-    assert len(row) == 1
-    return {k: v for k, v in row[0].items() if v is not None}
+    return parse_merged(parser or get_parser("panos"), source, **ctx)
 
 
 # --------------------------------------------------------------------------- real samples
@@ -313,22 +299,10 @@ def test_sniff_rejects_other_formats() -> None:
 # --------------------------------------------------------------------------- properties
 
 
-def _check_invariant(data: bytes) -> None:
-    parser = PanOsCsvParser()
-    for batch in read_batches(data, "h.log"):
-        result = parser.parse(batch, {})
-        read = batch.lines.height + batch.quarantine.height
-        got = result.events.height + result.quarantine.height + result.skipped
-        assert got + batch.quarantine.height == read
-        lines = result.events["log.file.line"].to_list() + result.quarantine["log.file.line"].to_list()
-        assert len(set(lines)) == len(lines)
-        assert set(lines) <= set(batch.lines["log.file.line"].to_list())
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes(data: bytes) -> None:
-    _check_invariant(data)
+    check_invariant(PanOsCsvParser(), data)
 
 
 @pytest.mark.corpus
@@ -352,4 +326,4 @@ def test_mutated_real_lines(corpus: Path, data: st.DataObject) -> None:
         elif mode == "replace":
             line = line[:cut] + junk + line[cut + len(junk) :]
         out.append(line)
-    _check_invariant(b"\n".join(out))
+    check_invariant(PanOsCsvParser(), b"\n".join(out))
