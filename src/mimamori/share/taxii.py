@@ -336,7 +336,7 @@ def add_objects(
                 object_id=oid,
                 type=otype,
                 version=version,
-                spec_version=str(obj.get("spec_version") or ("2.1" if otype != "bundle" else "2.1")),
+                spec_version=str(obj.get("spec_version") or "2.1"),
                 date_added=added,
                 tlp=tlp.value if tlp else None,
                 added_by=origin,
