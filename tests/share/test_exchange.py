@@ -82,7 +82,7 @@ def test_import_bundle_keeps_its_tlp(group: Session, corpus: Path) -> None:
 def test_import_rejects_garbage(group: Session, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(P.ShareError, match="bad.json"):
+    with pytest.raises(P.ShareError, match=r"bad\.json"):
         import_bundle(group, bad)
 
 
