@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -91,3 +96,39 @@ def tenants(session: Session) -> Session:
     )
     session.flush()
     return session
+
+
+class Sink:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+        self.rcpts: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.rcpts.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[tuple[Sink, int]]:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd), started and stopped by the test."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    sink = Sink()
+    ctl = Controller(sink, hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        yield sink, port
+    finally:
+        ctl.stop()
+
+
+def body_of(msg: email.message.Message) -> str:
+    part = msg.get_body(preferencelist=("plain",)) if hasattr(msg, "get_body") else msg
+    assert part is not None
+    return str(part.get_content())
