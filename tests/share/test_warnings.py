@@ -179,3 +179,17 @@ def test_unreachable_mail_server_is_reported(tenants: Session) -> None:
     w = draft_warning(s, "acme", inc.id, tlp=TLP.GREEN)
     with pytest.raises(P.ShareError, match="cannot reach the mail server"):
         send_warning(s, "acme", w.id, SmtpConfig(port=1, timeout=2))
+
+
+def test_company_name_survives_its_contacts_family_name(session: Session) -> None:
+    from mimamori.db import repo
+    from mimamori.share.sanitize import Sanitizer
+
+    repo.add_tenant(
+        session, "sakurai", "桜井商事", contact_name="桜井 一郎", contact_email="ichiro@sakurai.example"
+    )
+    san = Sanitizer.for_tenant(session, "sakurai")
+    assert (
+        san.text("桜井商事より: 桜井さん（桜井 一郎）に連絡")
+        == "桜井商事より: [担当者]さん（[担当者]）に連絡"
+    )

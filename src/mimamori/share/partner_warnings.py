@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -75,6 +76,9 @@ class SmtpConfig:
     password: str | None = None
     ack_base_url: str = "http://127.0.0.1:8765"
     timeout: float = 30.0
+    # a pickup directory instead of a server: each message is written there as an .eml file
+    # (the demo, and sites whose MTA collects mail from a directory)
+    outbox: Path | None = None
 
 
 def _now() -> datetime:
@@ -443,12 +447,24 @@ def send_warning(
     return w
 
 
+class _Outbox:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def send_message(self, msg: EmailMessage) -> None:
+        name = f"{_now():%Y%m%dT%H%M%S%f}-{secrets.token_hex(4)}.eml"
+        (self.path / name).write_bytes(bytes(msg))
+
+
 class _smtp:
     def __init__(self, cfg: SmtpConfig) -> None:
         self.cfg = cfg
         self.conn: smtplib.SMTP | None = None
 
-    def __enter__(self) -> smtplib.SMTP:
+    def __enter__(self) -> Any:
+        if self.cfg.outbox is not None:
+            return _Outbox(self.cfg.outbox)
         try:
             self.conn = smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout)
             if self.cfg.starttls:

@@ -60,6 +60,9 @@ class Sanitizer:
     hostnames: set[str] = field(default_factory=set)
     names: set[str] = field(default_factory=set)  # person names
     language: str = "ja"
+    # organisation names that stay even when they contain a person's family name
+    # (桜井商事 keeps its name when its contact is 桜井 さん)
+    keep: set[str] = field(default_factory=set)
 
     @classmethod
     def for_tenant(cls, session: Session, tenant_id: str, language: str = "ja") -> Sanitizer:
@@ -86,7 +89,9 @@ class Sanitizer:
             .where(Partner.tenant_id == tenant_id)
         ):
             names.add(n)
-        return cls(networks=nets, hostnames=hosts, names=names, language=language)
+        keep = {t.name} if t is not None else set()
+        keep.update(session.scalars(select(Partner.name).where(Partner.tenant_id == tenant_id)))
+        return cls(networks=nets, hostnames=hosts, names=names, language=language, keep=keep)
 
     # ---------------------------------------------------------------------------- checks
 
@@ -143,6 +148,9 @@ class Sanitizer:
                     rf"(?<![\w.-]){re.escape(h)}(?:\.[\w-]+)*(?![\w-])", self._mark("host"), out, flags=re.I
                 )
         out = _PHONE.sub(self._mark("phone"), out)
+        kept = sorted((k for k in self.keep if k), key=len, reverse=True)
+        for i, k in enumerate(kept):
+            out = out.replace(k, f"\x00{i}\x00")
         for n in sorted(self.names, key=len, reverse=True):
             variants = {n, n.replace(" ", ""), n.replace(" ", "\u3000")}
             parts = n.split()
@@ -151,6 +159,8 @@ class Sanitizer:
             for v in sorted(variants, key=len, reverse=True):
                 if v.strip():
                     out = out.replace(v, self._mark("name"))
+        for i, k in enumerate(kept):
+            out = out.replace(f"\x00{i}\x00", k)
         return out
 
     def leaks(self, text: str) -> list[str]:
