@@ -140,3 +140,9 @@ def test_share_cli_flow(tmp_path: Path, smtp_sink: tuple[Sink, int]) -> None:
     run(home, "check", "send", "1", "--smtp-port", str(port))
     summ = json.loads(run(home, "check", "summary", "1", "--json"))
     assert summ["asked"] == 1 and summ["counts"]["pending"] == 1
+
+    run(home, "block", "add", "acme", "domain", "evil-invoice.example", "--by", "analyst")
+    run(home, "block", "add", "acme", "ip", "10.10.1.1", "--by", "analyst", code=2)  # internal
+    blocks = json.loads(run(home, "block", "list", "acme", "--json"))
+    assert [(b["value"], b["state"]) for b in blocks] == [("evil-invoice.example", "active")]
+    assert run(home, "block", "token", "acme", "fgt").startswith("mmb_")

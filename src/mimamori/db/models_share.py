@@ -262,3 +262,41 @@ class TaxiiStatus(Base):
     pending_count: Mapped[int] = mapped_column(Integer, default=0)
     successes: Mapped[list[Any]] = mapped_column(default=list)
     failures: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class BlockEntry(Base):
+    """One value on a tenant's block list (ip, domain, url) that UTMs pull.
+
+    ``pending`` entries (from a partner's incident) go live only when an analyst approves
+    them; ``active`` entries are served until ``expires_at``.
+    """
+
+    __tablename__ = "share_block_entry"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))  # ip, domain, url
+    value: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, active, rejected, expired
+    source: Mapped[str] = mapped_column(String(200))  # analyst, incident:<tenant>:<id>
+    reason: Mapped[str | None] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "type", "value"),
+        Index("ix_share_block_entry_tenant_state", "tenant_id", "state"),
+    )
+
+
+class BlockFeedToken(Base):
+    """A token a tenant's UTM uses to pull its block lists."""
+
+    __tablename__ = "share_block_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

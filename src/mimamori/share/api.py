@@ -1,6 +1,7 @@
 """FastAPI routers of the sharing package, for ``serve.py`` now and the web console later.
 
-``mount_share(app)`` adds the TAXII 2.1 server (``/taxii2/``) and ``share_router``
+``mount_share(app)`` adds the TAXII 2.1 server (``/taxii2/``), the UTM block-list feeds
+(``/feeds/<tenant>/<ip|domain|url>.txt``) and ``share_router``
 (``/api/v1/share/``): the acknowledgement link of a warning and the answer link of a check
 request. Both links carry a personal token; a GET shows a small bilingual page with a form
 (mail scanners that follow links must not acknowledge on the reader's behalf), a POST
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
+from mimamori.share.blocklist import feed_router
 from mimamori.share.partners import ShareError
 from mimamori.share.taxii import make_router as make_taxii_router
 
@@ -125,3 +127,4 @@ def share_router() -> APIRouter:
 def mount_share(app: FastAPI) -> None:
     app.include_router(make_taxii_router())
     app.include_router(share_router())
+    app.include_router(feed_router())

@@ -33,6 +33,7 @@ warn_app = typer.Typer(no_args_is_help=True, help="Warnings to partners: draft, 
 check_app = typer.Typer(no_args_is_help=True, help="Check-and-report requests to a trust group.")
 info_app = typer.Typer(no_args_is_help=True, help="Information classes and the authority reports they bring.")
 disc_app = typer.Typer(no_args_is_help=True, help="Disclosure decision aid and public statement draft.")
+block_app = typer.Typer(no_args_is_help=True, help="Block lists UTMs pull (approval, expiry, feed tokens).")
 share_app.add_typer(partner_app, name="partner")
 share_app.add_typer(group_app, name="group")
 share_app.add_typer(perm_app, name="permission")
@@ -40,6 +41,7 @@ share_app.add_typer(warn_app, name="warn")
 share_app.add_typer(check_app, name="check")
 share_app.add_typer(info_app, name="infoclass")
 share_app.add_typer(disc_app, name="disclosure")
+share_app.add_typer(block_app, name="block")
 
 console = Console()
 err = Console(stderr=True)
@@ -681,3 +683,93 @@ def disc_draft(
     console.print("\n" + out["body_en"], markup=False)
     for h in out["attacker_help"]:
         err.print(f"remove before publishing: {h}", markup=False)
+
+
+# ------------------------------------------------------------------------------ block lists
+
+
+@block_app.command("add")
+def block_add(
+    tenant: str,
+    kind: Annotated[str, typer.Argument(help="ip, domain or url")],
+    value: str,
+    by: Annotated[str, typer.Option(help="the analyst")],
+    reason: str | None = None,
+    days: Annotated[float, typer.Option(help="expires after this many days")] = 30.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a live entry to a tenant's block list."""
+    from mimamori.share.blocklist import add_entry
+
+    with _session(data_dir) as s:
+        e = add_entry(s, tenant, kind, value, by=by, reason=reason, ttl=timedelta(days=days))
+        console.print(f"entry {e.id}: {e.value} ({e.state}, expires {e.expires_at:%Y-%m-%d})")
+
+
+@block_app.command("propose")
+def block_propose(
+    tenant: str,
+    partner_tenant: str,
+    incident: int,
+    by: Annotated[str, typer.Option(help="the analyst")],
+    tlp: TlpOpt = "AMBER",
+    data_dir: DataDir = None,
+) -> None:
+    """Pending entries from a partner's incident (live only after approval)."""
+    from mimamori.share.blocklist import propose_from_partner_incident
+
+    with _session(data_dir) as s:
+        n = len(propose_from_partner_incident(s, tenant, partner_tenant, incident, by=by, tlp=_tlp(tlp)))
+    console.print(f"{n} entr{'y' if n == 1 else 'ies'} pending approval")
+
+
+@block_app.command("approve")
+def block_approve(
+    tenant: str,
+    entry: int,
+    by: Annotated[str, typer.Option(help="the approving analyst")],
+    reject: Annotated[bool, typer.Option(help="reject instead")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Approve (or reject) a pending entry."""
+    from mimamori.share.blocklist import decide_entry
+
+    with _session(data_dir) as s:
+        e = decide_entry(s, tenant, entry, approve=not reject, by=by)
+        console.print(f"entry {e.id}: {e.state}")
+
+
+@block_app.command("list")
+def block_list(
+    tenant: str,
+    state: Annotated[str | None, typer.Option(help="pending, active, rejected, expired")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """A tenant's block-list entries."""
+    from mimamori.share.blocklist import entry_dict, list_entries
+
+    with _session(data_dir) as s:
+        rows = [entry_dict(e) for e in list_entries(s, tenant, state)]
+    cols = ["id", "type", "value", "state", "source", "expires_at"]
+    _print_json(rows) if as_json else _table(rows, cols)
+
+
+@block_app.command("expire")
+def block_expire(data_dir: DataDir = None) -> None:
+    """Mark entries past their expiry."""
+    from mimamori.share.blocklist import expire
+
+    with _session(data_dir) as s:
+        n = expire(s)
+    console.print(f"{n} entr{'y' if n == 1 else 'ies'} expired")
+
+
+@block_app.command("token")
+def block_token(tenant: str, label: str, data_dir: DataDir = None) -> None:
+    """A token for a UTM to pull /feeds/<tenant>/<ip|domain|url>.txt (shown once)."""
+    from mimamori.share.blocklist import add_feed_token
+
+    with _session(data_dir) as s:
+        token = add_feed_token(s, tenant, label)
+    sys.stdout.write(token + "\n")
