@@ -8,7 +8,6 @@ import email.policy
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,13 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mimamori.db import repo
 from mimamori.db.models import Alert, Incident, IncidentKey
-from mimamori.db.session import init_db, make_engine
+from mimamori.db.session import make_engine
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    e = make_engine(f"sqlite:///{tmp_path / 'control.db'}")
-    init_db(e)
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated control plane on SQLite and on PostgreSQL (tests/pg.py)."""
+    e = make_engine(db_url)
     yield e
     e.dispose()
 
