@@ -193,3 +193,18 @@ def test_company_name_survives_its_contacts_family_name(session: Session) -> Non
         san.text("桜井商事より: 桜井さん（桜井 一郎）に連絡")
         == "桜井商事より: [担当者]さん（[担当者]）に連絡"
     )
+
+
+def test_red_warning_goes_to_named_people_not_the_portal(
+    tenants: Session, smtp_sink: tuple[Sink, int]
+) -> None:
+    s = tenants
+    sink, port = smtp_sink
+    partners(s)
+    inc = make_incident(s)
+    w = draft_warning(s, "acme", inc.id, tlp=TLP.RED, partners=["ベータ部品"])
+    send_warning(s, "acme", w.id, SmtpConfig(port=port))
+    assert sink.rcpts == ["suzuki@beta-parts.jp"] and sink.messages[0]["X-TLP"] == "TLP:RED"
+    assert portal_warnings(s, "beta") == []
+    with pytest.raises(P.ShareError, match="portal"):
+        acknowledge_in_portal(s, "beta", w.recipients[0].id, by="x")

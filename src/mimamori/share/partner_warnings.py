@@ -518,7 +518,8 @@ def acknowledge_in_portal(
             WarningRecipient.id == recipient_id, WarningRecipient.portal_tenant_id == portal_tenant_id
         )
     )
-    if r is None or r.delivered_at is None:
+    shown = {x["recipient"] for x in portal_warnings(session, portal_tenant_id)}
+    if r is None or r.id not in shown:
         raise ShareError(f"no warning {recipient_id} in the portal of {portal_tenant_id!r}")
     if r.acknowledged_at is None:
         token, digest = _token()
@@ -541,6 +542,10 @@ def portal_warnings(session: Session, portal_tenant_id: str) -> list[dict[str, A
         w = session.get(ShareWarning, r.warning_id)
         sender = session.get(Tenant, w.tenant_id) if w else None
         if w is None:
+            continue
+        # a portal is seen by the whole partner organisation: TLP:RED stays in the named mailbox
+        portal = Audience(Reach.ORGANISATION, f"portal:{portal_tenant_id}")
+        if not decide(TLP.parse(w.tlp), portal, first_hand=True).allowed:
             continue
         out.append(
             {
