@@ -489,7 +489,12 @@ def make_router(prefix: str = "/taxii2", title: str = "mimamori TAXII 2.1") -> A
 
     @router.post(f"/{ROOT}/collections/{{cid}}/objects/")
     async def post_objects(request: Request, s: Db, cid: str) -> Response:
-        raw = await request.body()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_CONTENT:
+            raw = b""  # refused below without reading a body over the limit into memory
+        else:
+            raw = await request.body()
+        too_big = (declared.isdigit() and int(declared) > MAX_CONTENT) or len(raw) > MAX_CONTENT
 
         def fn(c: Caller) -> Response:
             g = _group(s, c, cid, write=True)
@@ -498,7 +503,7 @@ def make_router(prefix: str = "/taxii2", title: str = "mimamori TAXII 2.1") -> A
                 raise TaxiiError(
                     415, "Unsupported Media Type", f"Content-Type must be {TAXII}; got {ctype!r}"
                 )
-            if len(raw) > MAX_CONTENT:
+            if too_big:
                 raise TaxiiError(413, "Payload Too Large", f"over {MAX_CONTENT} bytes")
             try:
                 env = json.loads(raw)
