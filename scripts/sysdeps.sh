@@ -35,6 +35,8 @@ if ! have_pg_server; then
     need+=(postgresql)
   fi
 fi
+# curl: the block-list test polls the feeds the way a UTM-side script would (tests/share)
+if ! command -v curl >/dev/null 2>&1; then need+=(curl); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

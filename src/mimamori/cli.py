@@ -16,6 +16,7 @@ from rich.table import Table
 
 from mimamori.config import Settings
 from mimamori.pipeline import PipelineError, UnknownTenantError
+from mimamori.share.cli import share_app
 from mimamori.sources import SourceError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="mimamori: watch over small businesses.")
@@ -27,6 +28,7 @@ app.add_typer(intel_app, name="intel")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(share_app, name="share")  # mimamori.share: supply-chain sharing
 
 console = Console()
 err = Console(stderr=True)

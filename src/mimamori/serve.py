@@ -12,6 +12,7 @@ from mimamori.config import Settings
 from mimamori.db import repo
 from mimamori.db.session import init_db, make_engine
 from mimamori.incidents.engine import NotFoundError
+from mimamori.share.api import mount_share
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
     init_db(engine)
     app = FastAPI(title="mimamori", version="0.1.0", description="Read-only API (demo).")
     app.state.sessions = sessionmaker(engine, expire_on_commit=False)
+    mount_share(app)  # TAXII 2.1 server and the sharing API (mimamori.share)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

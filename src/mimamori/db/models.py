@@ -331,3 +331,6 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+from mimamori.db import models_share as _models_share  # noqa: E402,F401

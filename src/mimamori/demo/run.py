@@ -136,8 +136,12 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
                 "related_incidents": related,
             }
         )
+    from mimamori.demo.share import warn_partners  # supply-chain warnings (mimamori.share)
+
+    warnings = warn_partners(platform.engine, man, scenarios, settings.data_dir / "outbox")
     return {
         "data_dir": str(settings.data_dir),
+        "warnings": warnings,
         "tenants": tenants,
         "incidents": incidents,
         "scenarios": scenarios,
