@@ -6,6 +6,7 @@ from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_t
 from mimamori.detect.beacon import BeaconDetector
 from mimamori.detect.ids import IdsAlertDetector
 from mimamori.detect.intel import IntelMatchDetector
+from mimamori.detect.internet import CloudSigninDetector, CredentialStuffingDetector, WebAttackDetector
 from mimamori.detect.lateral import LateralMovementDetector
 from mimamori.detect.malware import MalwareVerdictDetector
 from mimamori.detect.outbound import OutboundScanDetector, OutboundSmtpDetector
@@ -21,6 +22,9 @@ DETECTORS: dict[str, type[Detector]] = {
     OutboundSmtpDetector.name: OutboundSmtpDetector,
     LateralMovementDetector.name: LateralMovementDetector,
     VolumeSpikeDetector.name: VolumeSpikeDetector,
+    WebAttackDetector.name: WebAttackDetector,
+    CredentialStuffingDetector.name: CredentialStuffingDetector,
+    CloudSigninDetector.name: CloudSigninDetector,
 }
 
 
