@@ -331,4 +331,6 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 from mimamori.db import models_internet as _models_internet  # noqa: E402,F401
