@@ -3,6 +3,7 @@ and the Personal Information Protection Commission duties shown on the resulting
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -198,3 +199,27 @@ def test_untagged_or_encrypted_systems(shop: Engine, site: tuple[Path, str], cli
         s.flush()
         pd = incident_detail(s, "shop", inc.id)["personal_data"]
         assert pd["report_mandatory"] is False and pd["exempt_reason"] is not None
+
+
+def test_cli_register_check_list(tmp_path: Path, site: tuple[Path, str]) -> None:
+    from typer.testing import CliRunner
+
+    from mimamori.cli import app
+
+    root, url = site
+    home = ["--data-dir", str(tmp_path / "home")]
+    runner = CliRunner()
+    assert runner.invoke(app, ["tenants", "add", "shop", "--name", "ショップ", *home]).exit_code == 0
+    r = runner.invoke(app, ["webcheck", "register", "shop", url, *home])
+    assert r.exit_code == 0 and "3 scripts" in r.stdout
+    r = runner.invoke(app, ["webcheck", "check", *home])
+    assert r.exit_code == 0 and r.stdout.startswith("ok\tshop\t")
+    (root / "checkout.html").write_text(PAGE.replace("</head>", "<script>skim()</script></head>"), "utf-8")
+    r = runner.invoke(app, ["webcheck", "check", "--json", *home])
+    assert r.exit_code == 1
+    assert json.loads(r.stdout)[0]["status"] == "changed"
+    r = runner.invoke(app, ["incidents", "list", "--json", *home])
+    assert [i["kind"] for i in json.loads(r.stdout)] == ["card_skimming"]
+    assert "changed" in runner.invoke(app, ["webcheck", "list", *home]).stdout
+    r = runner.invoke(app, ["webcheck", "register", "nobody", url, *home])
+    assert r.exit_code == 2

@@ -73,7 +73,7 @@ def _names(alerts: Iterable[Alert], keys: Iterable[str]) -> set[str]:
                 out.add(value)
     for k in keys:
         prefix, _, value = k.partition(":")
-        if prefix in ("site", "page", "enum", "webshell", "host") and value:
+        if prefix in ("site", "page", "enum", "webshell", "host", "user") and value:
             out.add(value)
     for n in list(out):
         if "://" in n:
