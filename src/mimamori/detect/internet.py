@@ -56,10 +56,21 @@ WEB_SIGNATURES: dict[str, str] = {
         r"|[?&]proxy&port=\d+&ip=|conn\.aspx\?proxy|/(?:uploads?|images?|files|tmp)/[^?]*\.(?:php\d?|phtml|aspx?|jsp)\b"
     ),
     "exploit_attempt": (
+        r"[?&][\w.-]+=(?:(?:https?|ftp)://[^&]*\?(?:&|$)|(?:php|data|expect|phar|zip)://)|"
         r"<script|javascript:|\$\{jndi:|\(\)\s*\{\s*:;\s*\}|%\{\(|\$\{\(|\bonerror\s*=|"
         r"/cgi-bin/.*(?:\.sh|bash)|/wp-admin/admin-ajax\.php\?action=revslider|/vendor/phpunit/.*eval-stdin"
     ),
 }
+
+#: paths that only vulnerability scanners and bots ask for (admin tools, secrets, device
+#: exploits); a client asking for ``MIN_PROBES`` different ones that the server refuses is scanning
+PROBE_PATHS = (
+    r"(?i)(?:/(?:phpmyadmin|pma|myadmin|mysqladmin|phpmyadmin[-\d.]+|dbadmin|sqlweb|websql|webdb|"
+    r"mysql-admin|admin/pma)/|/scripts/setup\.php$|/\.env$|/\.git/|/\.svn/|/\.aws/|/wp-config\.php|"
+    r"/HNAP1|/boaform|/manager/html|/solr/admin|/actuator/|/vendor/phpunit/|/owa/auth/x\.js|/\.DS_Store$|"
+    r"/server-status$|/config\.json$|/backup\.(?:zip|sql|tar\.gz)$|/shell\?|/cgi-bin/(?:luci|test-cgi))"
+)
+MIN_PROBES = 3
 
 #: scanner and attack-tool user agents
 SCANNER_AGENTS = (
@@ -76,6 +87,7 @@ SEVERITY = {
     "path_traversal": ("high", "medium"),
     "exploit_attempt": ("medium", "low"),
     "scanner": ("low", "low"),
+    "probe": ("low", "low"),
 }
 KIND = {
     "web_shell": "web_shell",
@@ -83,6 +95,7 @@ KIND = {
     "path_traversal": "web_attack",
     "exploit_attempt": "web_attack",
     "scanner": "web_scan",
+    "probe": "web_scan",
 }
 LABEL = {
     "web_shell": "web-shell access",
@@ -90,6 +103,7 @@ LABEL = {
     "path_traversal": "path traversal",
     "exploit_attempt": "exploit attempts",
     "scanner": "vulnerability scanner",
+    "probe": "probing for admin tools and secrets",
 }
 
 #: static files never count as member-data lookups
@@ -130,6 +144,9 @@ def web_categories(events: pl.DataFrame) -> pl.DataFrame:
         for name, rx in WEB_SIGNATURES.items()
     ]
     cats.append(pl.when(ua.str.contains(SCANNER_AGENTS)).then(pl.lit("scanner")).otherwise(None))
+    refused = pl.col("http.response.status_code").fill_null(0) >= 400
+    probe = pl.col("url.path").fill_null("").str.contains(PROBE_PATHS) & refused
+    cats.append(pl.when(probe).then(pl.lit("probe")).otherwise(None))
     return events.filter(
         (pl.col("event.category") == "web")
         & pl.col("source.ip").is_not_null()
@@ -179,6 +196,7 @@ class WebAttackDetector(Detector):
         status = pl.col("http.response.status_code")
         stats = hits.group_by("source.ip", "category", "bucket").agg(
             pl.len().alias("requests"),
+            pl.col("url.path").n_unique().alias("paths"),
             (status.is_between(200, 299)).sum().alias("answered"),
             pl.col("@timestamp").min().alias("first"),
             pl.col("@timestamp").max().alias("last"),
@@ -188,7 +206,9 @@ class WebAttackDetector(Detector):
             pl.col("destination.ip").drop_nulls().first().alias("server"),
             pl.col("http.request.peer_ip").drop_nulls().first().alias("proxy"),
         )
-        stats = stats.rename({"source.ip": "src"})
+        stats = stats.rename({"source.ip": "src"}).filter(
+            (pl.col("category") != "probe") | (pl.col("paths") >= MIN_PROBES)
+        )
         stats = not_yet_alerted(ctx.state, stats, ["src", "category", "bucket"], self.window * 48)
         alerts = []
         for g in stats.sort("bucket", "src", "category").iter_rows(named=True):
