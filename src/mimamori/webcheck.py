@@ -352,10 +352,20 @@ def cli_check(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None,
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    every: Annotated[
+        int, typer.Option(help="repeat every N seconds (0: check once); or schedule with cron/systemd")
+    ] = 0,
 ) -> None:
     """Check registered pages now; exit 1 when a page changed or could not be checked."""
     import json
+    import time
 
+    while every > 0:  # a simple scheduler: never returns; each round is its own transaction
+        with _db(data_dir) as s:
+            for r in check_pages(s, tenant):
+                if r.status != "ok":
+                    typer.echo(f"{datetime.now(UTC).isoformat()}\t{r.status}\t{r.tenant}\t{r.url}")
+        time.sleep(every)
     with _db(data_dir) as s:
         results = check_pages(s, tenant)
     if as_json:
