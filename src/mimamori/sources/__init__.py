@@ -28,12 +28,13 @@ PARSERS: dict[str, str] = {
     "entra_signin": "mimamori.sources.cloud:EntraSigninParser",
     "m365_audit": "mimamori.sources.cloud:M365AuditParser",
     "gws_login": "mimamori.sources.cloud:GoogleWorkspaceLoginParser",
+    "authlog": "mimamori.sources.authlog:AuthLogParser",
 }
 
 #: order in which formats are tried when the source is not named (most specific first)
 SNIFF_ORDER = (
     "zeek", "suricata", "fortigate", "panos", "filterlog", "iis", "entra_signin", "m365_audit", "gws_login",
-    "apache",
+    "apache", "authlog",
 )  # fmt: skip
 
 
