@@ -393,3 +393,25 @@ def test_fail2ban_labelled_web_fixtures(corpus: Path) -> None:
         found[name] = (len(flagged & pos), len(pos))
     assert found["nginx-botsearch"] == (1, 4)  # 12.34.56.78's phpMyAdmin setup.php probes
     assert found["php-url-fopen"] == (1, 1)  # remote file inclusion ?n=http://...?
+
+
+def test_panther_labelled_legacy_auth(corpus: Path) -> None:
+    """Panther's labelled Entra sign-in test events: the legacy-auth sign-in is found, the failed
+    one is not; its "known exception" (a user allow-listed in that rule's config) is flagged
+    here, having no allow-list, and the ROPC sign-in without MFA (client "Other clients") too."""
+    lines = (corpus / f"{CLOUD}/panther-analysis/derived/tests_Azure_Audit.jsonl").read_text().splitlines()
+    rows = [r for r in map(json.loads, lines) if "SignInLogs" in (r["log"].get("category") or "")]
+    data = "\n".join(json.dumps(r["log"]) for r in rows).encode()
+    events = parse_file(get_parser("entra_signin"), data, "x.jsonl").events
+    assert events.height == len(rows)
+    got = {}
+    for i, row in enumerate(rows, start=1):
+        alerts = CloudSigninDetector().detect(events.filter(pl.col("log.file.line") == i), ctx())
+        got[(row["rule_id"], row["test_name"])] = [a.kind for a in alerts]
+    legacy = {k[1]: v for k, v in got.items() if k[0] == "Azure.Audit.LegacyAuth"}
+    assert legacy["Sign-In with legacy auth"] == ["legacy_auth_signin"]
+    assert legacy["Failed Sign-In"] == []
+    assert got[("Azure.Audit.ROPCLoginNoMFA", "ROPC Login Without MFA")] == ["legacy_auth_signin"]
+    assert got[("Azure.Audit.ROPCLoginNoMFA", "Failed ROPC Login")] == []
+    flagged = sum(bool(v) for v in got.values())
+    assert flagged == 3  # of the 27 sign-in test events
