@@ -667,6 +667,17 @@ HIDING = (
     r"(?i)(?:DeleteMessage=True|SoftDeleteMessage=True|MarkAsRead=True.*MoveToFolder|"
     r"MoveToFolder=[^;]*(?:RSS|Archive|Conversation History|Deleted Items|Junk|Notes))"
 )
+#: Google Workspace login-audit warnings: Google itself suspects the account (name -> severity)
+GWS_WARNINGS = {
+    "suspicious_login": "medium",
+    "suspicious_login_less_secure_app": "medium",
+    "suspicious_programmatic_login": "medium",
+    "gov_attack_warning": "high",
+    "account_disabled_hijacked": "high",
+    "account_disabled_password_leak": "high",
+    "account_disabled_spamming": "high",
+    "account_disabled_spamming_through_relay": "high",
+}
 #: Google Workspace events that set up forwarding
 GWS_FORWARDING = ("email_forwarding_out_of_domain", "email_forwarding_change")
 
@@ -695,6 +706,31 @@ class CloudSigninDetector(Detector):
         alerts = self._travel(events, ctx)
         alerts += self._legacy(events, ctx)
         alerts += self._mailbox_rules(events, ctx)
+        alerts += self._provider_warnings(events, ctx)
+        return alerts
+
+    def _provider_warnings(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
+        """Google's own account warnings (suspicious login, hijacked, leaked password)."""
+        hits = events.filter(
+            (pl.col("event.dataset") == "google_workspace.login")
+            & pl.col("event.action").is_in(list(GWS_WARNINGS))
+        )
+        alerts = []
+        for g in hits.sort("@timestamp").iter_rows(named=True):
+            who = (g["user.name"] or "?").lower()
+            alerts.append(
+                AlertDraft(
+                    detector=self.name,
+                    kind="account_takeover",
+                    severity=GWS_WARNINGS[g["event.action"]],
+                    title=f"Google Workspace warns about {who}: {g['event.action']}",
+                    first_seen=g["@timestamp"],
+                    last_seen=g["@timestamp"],
+                    keys=[f"user:{who}"],
+                    indicator=g["source.ip"],
+                    evidence={"account": who, "warning": g["event.action"], "source_ip": g["source.ip"]},
+                ).with_dedup(ctx.tenant, who, g["event.action"], g["@timestamp"])
+            )
         return alerts
 
     def _travel(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
