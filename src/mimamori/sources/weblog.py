@@ -86,6 +86,56 @@ def _common_fields(module: str, dataset: str) -> list[pl.Expr]:
     ]
 
 
+#: the text before the request's opening quote: [vhost:port] host ident user [time]
+PREFIX_RE = r"(?:(\S+:\d+) )?(\S+) (\S+) (\S+) \[([^\]]+)\] $"
+STATUS_RE = r"^ (\d{3}|-) (\d+|-) ?$"
+
+
+def _split_on_quotes(data: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fast path for the usual lines (no escaped quote): split on ``"`` instead of one big
+    regex. Returns (parts of the lines it read, in the layout of the regex path; the other
+    lines for the regex path)."""
+    q = pl.col("__q")
+    n = q.list.len()
+    split = data.with_columns(pl.col(TEXT).str.split('"').alias("__q"))
+
+    def at(i: int) -> pl.Expr:
+        return q.list.get(i, null_on_oob=True)
+
+    shape = (
+        pl.when(n == 3)
+        .then(True)
+        .when(n == 7)
+        .then((at(4) == " ") & (at(6).str.strip_chars() == ""))
+        .when(n == 9)
+        .then((at(4) == " ") & (at(6) == " ") & (at(8).str.strip_chars() == ""))
+        .otherwise(False)
+    ) & ~pl.col(TEXT).str.contains("\\", literal=True)
+    split = split.with_columns(
+        shape.alias("__ok"),
+        at(0).str.extract_groups(PREFIX_RE).alias("__p"),
+        at(2).str.extract_groups(STATUS_RE).alias("__s"),
+    )
+    ok = (
+        pl.col("__ok")
+        & pl.col("__p").struct.field("2").is_not_null()
+        & pl.col("__s").struct.field("1").is_not_null()
+    )
+    split = split.with_columns(ok.fill_null(False).alias("__ok"))
+    fast = split.filter(pl.col("__ok")).select(
+        pl.col(LINE),
+        *[pl.col("__p").struct.field(str(i + 1)).alias(name) for i, name in enumerate(_ACCESS_FIELDS[:5])],
+        at(1).alias("request"),
+        pl.col("__s").struct.field("1").alias("status"),
+        pl.col("__s").struct.field("2").alias("bytes"),
+        pl.lit("").alias("rest"),
+        at(3).alias("referrer"),
+        at(5).alias("agent"),
+        at(7).alias("xff"),
+    )
+    return fast, split.filter(~pl.col("__ok")).select(LINE, TEXT)
+
+
 class ApacheAccessParser(SourceParser):
     """Apache httpd / nginx access logs in the common or combined format."""
 
@@ -101,12 +151,15 @@ class ApacheAccessParser(SourceParser):
 
     def parse(self, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:
         data, skipped = split_structural(batch)
-        parts = data.select(pl.col(LINE), pl.col(TEXT).str.extract_groups(ACCESS_RE).alias("m")).unnest("m")
+        fast, slow = _split_on_quotes(data)
+        parts = slow.select(pl.col(LINE), pl.col(TEXT).str.extract_groups(ACCESS_RE).alias("m")).unnest("m")
         parts = parts.rename(dict(zip([str(i) for i in range(1, 10)], _ACCESS_FIELDS, strict=True)))
         rest = parts.select(pl.col("rest").str.extract_groups(REST_RE).alias("r")).unnest("r")
         parts = parts.with_columns(
             rest["1"].alias("referrer"), rest["2"].alias("agent"), rest["3"].alias("xff")
         )
+        if fast.height:
+            parts = pl.concat([fast, parts.select(fast.columns)], how="vertical_relaxed")
         bad_rest = (pl.col("rest").str.strip_chars() != "") & pl.col("agent").is_null()
         reason = (
             pl.when(pl.col("host").is_null())
