@@ -223,3 +223,11 @@ def test_cli_register_check_list(tmp_path: Path, site: tuple[Path, str]) -> None
     assert "changed" in runner.invoke(app, ["webcheck", "list", *home]).stdout
     r = runner.invoke(app, ["webcheck", "register", "nobody", url, *home])
     assert r.exit_code == 2
+    r = runner.invoke(app, ["datascope", "add", "shop", "127.0.0.1", "--card", "--persons", "15000", *home])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["datascope", "list", *home]).stdout == "shop\t127.0.0.1\t-\t15000\tcard\n"
+    inc = json.loads(runner.invoke(app, ["incidents", "list", "--json", *home]).stdout)[0]
+    shown = json.loads(runner.invoke(app, ["incidents", "show", str(inc["id"]), "--json", *home]).stdout)
+    assert [t["key"] for t in shown["personal_data"]["triggers"]] == ["financial", "wrongful", "over_1000"]
+    assert "個人情報" in runner.invoke(app, ["incidents", "show", str(inc["id"]), *home]).stdout
+    assert runner.invoke(app, ["datascope", "add", "nobody", "x", *home]).exit_code == 2

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mimamori.config import Settings
+from mimamori.incidents.personal_data import app as datascope_app
 from mimamori.pipeline import PipelineError, UnknownTenantError
 from mimamori.sources import SourceError
 from mimamori.webcheck import app as webcheck_app
@@ -29,6 +30,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(webcheck_app, name="webcheck")
+app.add_typer(datascope_app, name="datascope")
 
 console = Console()
 err = Console(stderr=True)

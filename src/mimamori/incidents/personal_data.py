@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -165,4 +167,57 @@ def incident_personal_data(session: Session, inc: Incident) -> dict[str, Any] | 
     return ppc_obligations(session, inc, alerts)
 
 
-__all__ = ["TRIGGERS", "WRONGFUL_KINDS", "incident_personal_data", "ppc_obligations"]
+# ------------------------------------------------------------------------------ CLI
+
+app = typer.Typer(no_args_is_help=True, help="Systems holding personal or card data (PPC report duties).")
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database lives")
+]
+
+
+@app.command("add")
+def cli_add(
+    tenant: str,
+    system: Annotated[str, typer.Argument(help="address, host/site name, URL prefix or mailbox")],
+    name: Annotated[str | None, typer.Option(help="what the system is")] = None,
+    card: Annotated[bool, typer.Option("--card", help="holds card numbers")] = False,
+    sensitive: Annotated[bool, typer.Option("--sensitive", help="holds sensitive personal data")] = False,
+    persons: Annotated[int | None, typer.Option(help="about how many people")] = None,
+    encrypted: Annotated[bool, typer.Option("--encrypted", help="strongly encrypted (exempt)")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Tag a system of a tenant as holding personal data (and card / sensitive data)."""
+    from mimamori.cli import _session
+    from mimamori.db.models import Tenant
+
+    with _session(data_dir) as s:
+        if s.get(Tenant, tenant) is None:
+            typer.echo(f"error: unknown tenant {tenant!r}", err=True)
+            raise typer.Exit(2)
+        scope = s.scalar(select(DataScope).where(DataScope.tenant_id == tenant, DataScope.system == system))
+        if scope is None:
+            scope = DataScope(tenant_id=tenant, system=system)
+            s.add(scope)
+        scope.name, scope.card_data, scope.sensitive_data = name, card, sensitive
+        scope.persons, scope.encrypted, scope.personal_data = persons, encrypted, True
+    typer.echo(f"{tenant}: {system} tagged as holding personal data" + (" and card data" if card else ""))
+
+
+@app.command("list")
+def cli_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None, data_dir: DataDir = None
+) -> None:
+    """Tagged systems."""
+    from mimamori.cli import _session
+
+    with _session(data_dir) as s:
+        stmt = select(DataScope).order_by(DataScope.tenant_id, DataScope.id)
+        if tenant:
+            stmt = stmt.where(DataScope.tenant_id == tenant)
+        for d in s.scalars(stmt):
+            flags = ",".join(f for f, on in (("card", d.card_data), ("sensitive", d.sensitive_data),
+                                               ("encrypted", d.encrypted)) if on)  # fmt: skip
+            typer.echo(f"{d.tenant_id}\t{d.system}\t{d.name or '-'}\t{d.persons or '-'}\t{flags or '-'}")
+
+
+__all__ = ["TRIGGERS", "WRONGFUL_KINDS", "app", "incident_personal_data", "ppc_obligations"]
