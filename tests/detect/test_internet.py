@@ -431,3 +431,51 @@ def test_panther_labelled_legacy_auth(corpus: Path) -> None:
     assert got[("Azure.Audit.ROPCLoginNoMFA", "Failed ROPC Login")] == []
     flagged = sum(bool(v) for v in got.values())
     assert flagged == 3  # of the 27 sign-in test events
+
+
+# ------------------------------------------------------------------ exposed services
+
+
+def conn(ts: datetime, src: str, dst: str, port: int, ok: bool = True) -> dict:
+    return {
+        "@timestamp": ts,
+        "event.category": "network",
+        "event.type": "connection",
+        "event.dataset": "zeek.conn",
+        "event.outcome": "success" if ok else "failure",
+        "source.ip": src,
+        "destination.ip": dst,
+        "destination.port": port,
+        "network.transport": "tcp",
+    }
+
+
+def test_exposed_database_port() -> None:
+    from mimamori.detect.internet import ExposedServiceDetector
+
+    det, c = ExposedServiceDetector(), ctx()
+    rows = [conn(T0 + timedelta(minutes=i), f"198.19.5.{i}", "192.168.82.10", 3306) for i in range(2)]
+    assert det.detect(frame(rows), c) == []  # two outside clients: not yet
+    alerts = det.detect(frame([conn(T0 + timedelta(hours=3), "198.19.5.9", "192.168.82.10", 3306)]), c)
+    assert [(a.kind, a.host, a.evidence["service"]) for a in alerts] == [
+        ("exposed_service", "192.168.82.10", "MySQL")
+    ]
+    assert det.detect(frame([conn(T0 + timedelta(hours=4), "198.19.5.10", "192.168.82.10", 3306)]), c) == []
+    # the public web port, refused attempts, office clients: nothing
+    rows = [conn(T0, f"198.19.6.{i}", "192.168.82.10", 443) for i in range(20)]
+    rows += [conn(T0, f"198.19.7.{i}", "192.168.82.11", 3389, ok=False) for i in range(20)]
+    rows += [conn(T0, f"192.168.82.{i}", "192.168.82.12", 445) for i in range(20, 40)]
+    assert ExposedServiceDetector().detect(frame(rows), ctx()) == []
+
+
+def test_fp_count_exposed_service_on_real_zeek(corpus: Path) -> None:
+    """114,109 real Zeek conn records (RITA test data, WRCCDC 2018): no exposed-service alert."""
+    from mimamori.detect.internet import ExposedServiceDetector
+
+    n = 0
+    for root in ("zeek-rita-testdata", "zeek-wrccdc-2018"):
+        for f in sorted((corpus / root).rglob("conn*")):
+            events = parse_file(get_parser("zeek"), f).events
+            n += events.height
+            assert ExposedServiceDetector().detect(events, ctx()) == [], f
+    assert n == 114_109

@@ -8,7 +8,8 @@ their files and checks the scenarios like the others:
     sign-ins from one address, then a successful sign-in to a real mailbox from there
     (Entra sign-in log, JSON lines);
 10. a web shop: a scanner and SQL-injection probes, then one client fetching 1,500 member
-    records through the vulnerable member page (Apache ``vhost_combined`` access log);
+    records through the vulnerable member page (Apache ``vhost_combined`` access log); its
+    database server answers outside clients on MySQL (Zeek conn log);
 11. a confectioner's web shop: its checkout page is registered with an approved script
     baseline, then a skimmer script is added; the check (``mimamori.webcheck``) run by
     ``after_ingest`` against a local web server opens a card-skimming incident, and the
@@ -38,7 +39,7 @@ from mimamori.db.models_internet import DataScope
 SCENARIO_KINDS = {8: "account_takeover", 10: "member_data_enumeration", 11: "card_skimming"}
 SCENARIO_ALSO = {
     8: ["credential_stuffing", "impossible_travel", "legacy_auth_signin", "mailbox_rule"],
-    10: ["web_attack", "web_scan", "web_shell"],
+    10: ["web_attack", "web_scan", "web_shell", "exposed_service"],
     11: ["external_notice", "web_attack", "web_scan"],
 }
 
@@ -73,7 +74,7 @@ TENANTS: list[dict[str, Any]] = [
             {"name": "事務所", "name_en": "Office", "address": "石川県加賀市", "network": "192.168.82.0/24"}
         ],
         "service_level": "premium",
-        "sources": ["apache"],
+        "sources": ["apache", "zeek"],
     },
     {
         "id": "noto-sweets",
@@ -95,6 +96,7 @@ TENANTS: list[dict[str, Any]] = [
 
 SHOP = "shop.kaga-netshop.example"
 SWEETS = "www.noto-sweets.example"
+SHOP_DB = "192.168.82.10"
 S8_ATTACKER = "198.19.23.5"
 S10_ATTACKER = "198.19.77.7"
 KANAZAWA = (36.5613, 136.6562)
@@ -190,6 +192,28 @@ def _truth(
         "expected_incidents": 1,
         "also_expected": list(SCENARIO_ALSO[number]),
     }
+
+
+def _zeek_conn(t: datetime, src: str, dst: str, port: int, n: int) -> str:
+    return json.dumps(
+        {
+            "ts": round(t.timestamp(), 6),
+            "uid": f"CiNet{n:06d}",
+            "id.orig_h": src,
+            "id.orig_p": 40000 + n,
+            "id.resp_h": dst,
+            "id.resp_p": port,
+            "proto": "tcp",
+            "service": "mysql" if port == 3306 else "ssl",
+            "duration": 1.5,
+            "orig_bytes": 420,
+            "resp_bytes": 5300,
+            "conn_state": "SF",
+            "history": "ShADadFf",
+            "orig_pkts": 9,
+            "resp_pkts": 8,
+        }
+    )
 
 
 def _write(root: Path, rel: str, lines: list[tuple[datetime, str]]) -> int:
@@ -308,6 +332,18 @@ def _scenario10(
     rel = f"{tid}/web/access.log"
     n = _write(root, rel, lines)
     files = [{"tenant": tid, "source": "apache", "path": rel, "scenario": 10, "lines": n}]
+    # the shop's database server answers the internet on MySQL (it need not be public)
+    conns: list[tuple[datetime, str]] = []
+    for i in range(12):
+        at = start + timedelta(hours=2 + i * 1.7, seconds=rng.uniform(0, 600))
+        conns.append((at, _zeek_conn(at, f"198.19.{30 + i % 5}.{rng.randrange(1, 255)}", SHOP_DB, 3306, i)))
+        stamps.append(at)
+    for i in range(40):  # and the shop's ordinary outbound traffic
+        at = start + timedelta(seconds=rng.uniform(0, hours * 3600 - 60))
+        conns.append((at, _zeek_conn(at, "192.168.82.20", f"198.18.9.{rng.randrange(1, 255)}", 443, 100 + i)))
+    rel_conn = f"{tid}/zeek/conn.log"
+    n = _write(root, rel_conn, conns)
+    files.append({"tenant": tid, "source": "zeek", "path": rel_conn, "scenario": 10, "lines": n})
     truth = _truth(
         10,
         tid,
@@ -318,8 +354,8 @@ def _scenario10(
         ["apache"],
         [SHOP],
         stamps,
-        {rel: len(stamps)},
-        {"attacker": S10_ATTACKER, "member_ids": 1500, "site": SHOP},
+        {rel: len(stamps) - 12, rel_conn: 12},
+        {"attacker": S10_ATTACKER, "member_ids": 1500, "site": SHOP, "exposed": f"{SHOP_DB}:3306"},
     )
     return files, truth
 

@@ -649,6 +649,98 @@ class CredentialStuffingDetector(Detector):
         return stats.join(recent, on=["src", "bucket"], how="anti")
 
 
+# -------------------------------------------------------------------- exposed services
+
+#: services that an SME rarely needs open to the internet (port -> service)
+EXPOSED_PORTS = {
+    21: "FTP", 22: "SSH", 23: "Telnet", 135: "MS-RPC", 139: "NetBIOS", 445: "SMB", 1433: "SQL Server",
+    1521: "Oracle DB", 2082: "cPanel", 2083: "cPanel", 3306: "MySQL", 3389: "Remote Desktop",
+    5432: "PostgreSQL", 5900: "VNC", 5985: "WinRM", 6379: "Redis", 8080: "admin/proxy web",
+    9200: "Elasticsearch", 10000: "Webmin", 11211: "memcached", 27017: "MongoDB",
+}  # fmt: skip
+
+
+class ExposedServiceDetector(Detector):
+    """An office or shop server answering outside clients on a port that need not be public."""
+
+    name = "exposed_service"
+    description = "internal servers reachable from the internet on database, remote-access or admin ports"
+
+    def __init__(
+        self, window: timedelta = timedelta(hours=24), min_sources: int = 3, max_rows: int = 200_000
+    ) -> None:
+        self.window = window
+        self.min_sources = min_sources
+        self.max_rows = max_rows
+
+    def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
+        rows = (
+            events.filter(
+                (pl.col("event.category") == "network")
+                & (pl.col("event.outcome") == "success")
+                & pl.col("destination.port").is_in(list(EXPOSED_PORTS))
+                & pl.col("source.ip").is_not_null()
+                & pl.col("destination.ip").is_not_null()
+            )
+            .filter(~ctx.internal("source.ip") & ctx.internal("destination.ip"))
+            .select(
+                row_key().alias(ROW_KEY),
+                pl.col("@timestamp").alias(TS),
+                pl.col("source.ip").alias("client"),
+                pl.col("destination.ip").alias("server"),
+                pl.col("destination.port").alias("port"),
+            )
+        )
+        kept, new = remember(ctx.state, "inbound", rows, self.window, self.max_rows)
+        if new.height == 0:
+            return []
+        ends = new.group_by("server", "port").agg(pl.col(TS).max().alias("end"))
+        stats = (
+            kept.join(ends, on=["server", "port"])
+            .filter((pl.col(TS) > pl.col("end") - self.window) & (pl.col(TS) <= pl.col("end")))
+            .group_by("server", "port")
+            .agg(
+                pl.col("client").n_unique().alias("clients"),
+                pl.len().alias("connections"),
+                pl.col(TS).min().alias("first"),
+                pl.col(TS).max().alias("last"),
+                pl.col("client").unique().sort().head(10).alias("sample"),
+            )
+            .filter(pl.col("clients") >= self.min_sources)
+            .with_columns(
+                pl.col("first").dt.truncate("1w").alias("bucket"),
+                pl.concat_str(pl.col("server"), pl.lit(":"), pl.col("port").cast(pl.String)).alias("src"),
+                pl.lit("exposed").alias("what"),
+            )
+        )
+        stats = not_yet_alerted(ctx.state, stats, ["src", "bucket", "what"], timedelta(days=14))
+        return [
+            AlertDraft(
+                detector=self.name,
+                kind="exposed_service",
+                severity="medium",
+                title=(
+                    f"{g['server']} answers the internet on port {g['port']} ({EXPOSED_PORTS[g['port']]}): "
+                    f"{g['clients']} outside clients in {_human(self.window)}"
+                ),
+                first_seen=g["first"],
+                last_seen=g["last"],
+                keys=[f"host:{g['server']}", f"exposed:{g['server']}:{g['port']}"],
+                host=g["server"],
+                event_count=g["connections"],
+                evidence={
+                    "server": g["server"],
+                    "port": g["port"],
+                    "service": EXPOSED_PORTS[g["port"]],
+                    "outside_clients": g["clients"],
+                    "connections": g["connections"],
+                    "sample_clients": g["sample"],
+                },
+            ).with_dedup(ctx.tenant, g["server"], g["port"], g["bucket"])
+            for g in stats.sort("first").iter_rows(named=True)
+        ]
+
+
 # ---------------------------------------------------------------------- cloud sign-ins
 
 EARTH_KM = 6371.0088
@@ -912,6 +1004,7 @@ def _human(window: timedelta) -> str:
 __all__ = [
     "CloudSigninDetector",
     "CredentialStuffingDetector",
+    "ExposedServiceDetector",
     "WebAttackDetector",
     "login_attempts",
     "url_decode",
