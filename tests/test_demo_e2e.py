@@ -19,6 +19,9 @@ REQUIRED = {
     4: "outbound_attack",
     6: "malware_mail_campaign",
     7: "banking_malware",
+    8: "account_takeover",
+    10: "member_data_enumeration",
+    11: "card_skimming",
 }
 
 

@@ -15,9 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mimamori.config import Settings
+from mimamori.incidents.personal_data import app as datascope_app
 from mimamori.pipeline import PipelineError, UnknownTenantError
 from mimamori.share.cli import share_app
 from mimamori.sources import SourceError
+from mimamori.webcheck import app as webcheck_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="mimamori: watch over small businesses.")
 intel_app = typer.Typer(no_args_is_help=True, help="Threat intelligence: import, update, list.")
@@ -29,6 +31,8 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(share_app, name="share")  # mimamori.share: supply-chain sharing
+app.add_typer(webcheck_app, name="webcheck")
+app.add_typer(datascope_app, name="datascope")
 
 console = Console()
 err = Console(stderr=True)
@@ -474,6 +478,17 @@ def incidents_show(
         f"[bold]#{d['id']} {d['title']}[/]  {d['tenant']}  {d['kind']}  {d['severity']}  {d['state']}"
     )
     console.print(f"SLA: {d['sla']}")
+    if d.get("personal_data"):
+        pd = d["personal_data"]
+        console.print(
+            f"[bold red]個人情報 / personal data[/]: {', '.join(x['system'] for x in pd['systems'])}"
+        )
+        for trig in pd["triggers"]:
+            console.print(f"  報告義務 / report trigger: {trig['ja']} / {trig['en']}")
+        for dl in (pd["deadlines"] or {}).values():
+            console.print(
+                f"  {dl['ja']} / {dl['en']}" + (f"  (due {dl['due_by']})" if "due_by" in dl else "")
+            )
     t = Table("at", "actor", "entry", "text", title="timeline")
     for e in d["timeline"]:
         t.add_row(e["at"], e["actor"], e["entry"] + (f" → {e['to']}" if e["to"] else ""), e["text"] or "")

@@ -180,6 +180,9 @@ def incident_detail(session: Session, tenant_id: str | None, incident_id: int) -
         ],
         alert_list=[alert_dict(a) for a in alerts],
     )
+    from mimamori.incidents.personal_data import ppc_obligations
+
+    out["personal_data"] = ppc_obligations(session, inc, alerts)  # PPC triggers and deadlines
     return out
 
 

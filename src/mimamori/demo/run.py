@@ -20,6 +20,7 @@ from mimamori.config import Settings
 from mimamori.db import repo
 from mimamori.db.models import Asset
 from mimamori.db.session import session_scope
+from mimamori.demo import internet as internet_demo
 from mimamori.pipeline import PipelineError, Platform
 
 MARKER = ".mimamori-demo"
@@ -41,6 +42,7 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
     _fresh_dir(settings.data_dir)
     start = (datetime.now(UTC) - timedelta(hours=24)).replace(minute=0, second=0, microsecond=0)
     manifest = generate(settings.data_dir / "telemetry", seed=seed, start=start, hours=24)
+    internet_demo.extend_manifest(settings.data_dir / "telemetry", seed=seed, start=start, hours=24)
     man: dict[str, Any] = json.loads((settings.data_dir / "telemetry" / "manifest.json").read_text("utf-8"))
     del manifest
 
@@ -99,6 +101,7 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
             stats["quarantined"] += r.quarantined
             stats["alerts"] += r.alerts
             bar.advance(task)
+    internet_demo.after_ingest(platform.engine, telemetry)  # scenario 11's page check, data tags
 
     with session_scope(platform.engine) as s:
         incidents = [

@@ -6,6 +6,12 @@ from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_t
 from mimamori.detect.beacon import BeaconDetector
 from mimamori.detect.ids import IdsAlertDetector
 from mimamori.detect.intel import IntelMatchDetector
+from mimamori.detect.internet import (
+    CloudSigninDetector,
+    CredentialStuffingDetector,
+    ExposedServiceDetector,
+    WebAttackDetector,
+)
 from mimamori.detect.lateral import LateralMovementDetector
 from mimamori.detect.malware import MalwareVerdictDetector
 from mimamori.detect.outbound import OutboundScanDetector, OutboundSmtpDetector
@@ -21,6 +27,10 @@ DETECTORS: dict[str, type[Detector]] = {
     OutboundSmtpDetector.name: OutboundSmtpDetector,
     LateralMovementDetector.name: LateralMovementDetector,
     VolumeSpikeDetector.name: VolumeSpikeDetector,
+    WebAttackDetector.name: WebAttackDetector,
+    CredentialStuffingDetector.name: CredentialStuffingDetector,
+    CloudSigninDetector.name: CloudSigninDetector,
+    ExposedServiceDetector.name: ExposedServiceDetector,
 }
 
 

@@ -81,6 +81,20 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "rule.category": pl.String(),
     "rule.ruleset": pl.String(),
     "threat.indicator.name": pl.String(),  # e.g. a malware/virus name reported by a UTM
+    # --- internet-facing services (web access logs, cloud sign-ins, mailbox audit) -------
+    "url.original": pl.String(),  # the request target as logged (path and query)
+    "url.query": pl.String(),
+    "http.request.referrer": pl.String(),
+    "http.response.body.bytes": pl.Int64(),
+    "http.request.x_forwarded_for": pl.String(),  # the X-Forwarded-For chain as logged
+    "http.request.peer_ip": pl.String(),  # the address that connected (the last proxy)
+    "network.application": pl.String(),  # sign-in client protocol (IMAP4, Exchange ActiveSync ...)
+    "event.reason": pl.String(),  # why a sign-in failed, what a mailbox rule does
+    "source.geo.country_iso_code": pl.String(),
+    "source.geo.city_name": pl.String(),
+    "source.geo.location.lat": pl.Float64(),
+    "source.geo.location.lon": pl.Float64(),
+    # --- end internet-facing ----------------------------------------------------------
     "log.file.path": pl.String(),
     "log.file.line": pl.Int64(),
 }

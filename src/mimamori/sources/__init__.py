@@ -23,10 +23,19 @@ PARSERS: dict[str, str] = {
     "panos": "mimamori.sources.panos:PanOsCsvParser",
     "filterlog": "mimamori.sources.filterlog:FilterlogParser",
     "ndjson": "mimamori.sources.ndjson_map:MappedNdjsonParser",
+    "apache": "mimamori.sources.weblog:ApacheAccessParser",
+    "iis": "mimamori.sources.weblog:IisW3cParser",
+    "entra_signin": "mimamori.sources.cloud:EntraSigninParser",
+    "m365_audit": "mimamori.sources.cloud:M365AuditParser",
+    "gws_login": "mimamori.sources.cloud:GoogleWorkspaceLoginParser",
+    "authlog": "mimamori.sources.authlog:AuthLogParser",
 }
 
 #: order in which formats are tried when the source is not named (most specific first)
-SNIFF_ORDER = ("zeek", "suricata", "fortigate", "panos", "filterlog")
+SNIFF_ORDER = (
+    "zeek", "suricata", "fortigate", "panos", "filterlog", "iis", "entra_signin", "m365_audit", "gws_login",
+    "apache", "authlog",
+)  # fmt: skip
 
 
 def parser_class(name: str) -> type[SourceParser]:
