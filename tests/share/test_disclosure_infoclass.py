@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from mimamori.db.models import Asset
+from mimamori.db.models_internet import DataScope
 from mimamori.share import partners as P
 from mimamori.share.disclosure import assess, attacker_help, draft_statement
 from mimamori.share.infoclass import HOLDING_SOURCES, Holding, reports_for_incident, tag
@@ -51,6 +52,23 @@ def test_other_holding_sources_merge(tenants: Session, monkeypatch: pytest.Monke
     monkeypatch.setattr("mimamori.share.infoclass.HOLDING_SOURCES", [*HOLDING_SOURCES, web_systems])
     res = reports_for_incident(s, "acme", inc.id)
     assert [r["key"] for r in res["reports"]] == ["card_acquirer", "ppc"]
+
+
+def test_data_scopes_count_as_holdings(tenants: Session) -> None:
+    """A system tagged with ``mimamori datascope`` (issue 7's web-shop tagging) is a holding too:
+    an incident naming it brings the PPC and card-acquirer reports."""
+    s = tenants
+    inc = make_incident(s)
+    s.add(DataScope(tenant_id="acme", system="shop.acme.example", card_data=True, persons=15_000))
+    s.add(DataScope(tenant_id="beta", system="10.10.1.23", sensitive_data=True))  # another tenant's
+    s.flush()
+    res = reports_for_incident(s, "acme", inc.id)
+    assert (res["reached"], res["held_elsewhere"]) == ([], ["card_data", "personal_data"])
+    s.add(DataScope(tenant_id="acme", system="10.10.1.23", name="会員DB", persons=300))
+    s.flush()
+    res = reports_for_incident(s, "acme", inc.id)
+    assert res["reached"] == ["personal_data"]
+    assert [r["key"] for r in res["reports"]] == ["ppc"]
 
 
 def test_disclosure_aid_and_statement(tenants: Session) -> None:

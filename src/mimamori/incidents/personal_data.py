@@ -62,7 +62,7 @@ TRIGGERS = {
 }
 
 
-def _names(alerts: Iterable[Alert], keys: Iterable[str]) -> set[str]:
+def incident_names(alerts: Iterable[Alert], keys: Iterable[str]) -> set[str]:
     """Everything an incident may name a system by: addresses, hosts, sites, page URLs."""
     out: set[str] = set()
     for a in alerts:
@@ -85,7 +85,7 @@ def _names(alerts: Iterable[Alert], keys: Iterable[str]) -> set[str]:
     return {n.lower() for n in out}
 
 
-def _matches(scope: DataScope, names: set[str]) -> bool:
+def scope_matches(scope: DataScope, names: set[str]) -> bool:
     system = scope.system.strip().lower()
     if "://" in system:  # a URL prefix: a page under it, or the host of it
         host = (urlsplit(system).hostname or "").lower()
@@ -99,8 +99,8 @@ def ppc_obligations(session: Session, inc: Incident, alerts: Iterable[Alert]) ->
     scopes = session.scalars(select(DataScope).where(DataScope.tenant_id == inc.tenant_id)).all()
     if not scopes:
         return None
-    names = _names(alerts, [k.key for k in inc.keys])
-    touched = [s for s in scopes if _matches(s, names)]
+    names = incident_names(alerts, [k.key for k in inc.keys])
+    touched = [s for s in scopes if scope_matches(s, names)]
     if not touched:
         return None
     exposed = [s for s in touched if not s.encrypted]
@@ -160,11 +160,24 @@ def ppc_obligations(session: Session, inc: Incident, alerts: Iterable[Alert]) ->
     }
 
 
+def _alerts(session: Session, inc: Incident) -> list[Alert]:
+    return list(
+        session.scalars(select(Alert).where(Alert.incident_id == inc.id, Alert.tenant_id == inc.tenant_id))
+    )
+
+
 def incident_personal_data(session: Session, inc: Incident) -> dict[str, Any] | None:
-    alerts = session.scalars(
-        select(Alert).where(Alert.incident_id == inc.id, Alert.tenant_id == inc.tenant_id)
-    ).all()
-    return ppc_obligations(session, inc, alerts)
+    return ppc_obligations(session, inc, _alerts(session, inc))
+
+
+def scoped_systems(session: Session, inc: Incident) -> list[tuple[DataScope, bool]]:
+    """Every data scope of the incident's tenant, and whether the incident touches it: what
+    ``mimamori.share.infoclass`` counts as holdings next to its own tags."""
+    scopes = session.scalars(select(DataScope).where(DataScope.tenant_id == inc.tenant_id)).all()
+    if not scopes:
+        return []
+    names = incident_names(_alerts(session, inc), [k.key for k in inc.keys])
+    return [(sc, scope_matches(sc, names)) for sc in scopes]
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -192,7 +192,22 @@ def share_tag_holdings(session: Session, inc: Incident) -> list[Holding]:
     return out
 
 
-HOLDING_SOURCES: list[HoldingSource] = [share_tag_holdings]
+def data_scope_holdings(session: Session, inc: Incident) -> list[Holding]:
+    """Systems tagged with ``mimamori datascope`` (web shops, member databases): personal data
+    (sensitive data included) and card data count like this module's own tags."""
+    from mimamori.incidents.personal_data import scoped_systems
+
+    out = []
+    for sc, touched in scoped_systems(session, inc):
+        where = f"system {sc.name or sc.system}"
+        if sc.personal_data or sc.sensitive_data:
+            out.append(Holding("personal_data", where, sc.persons, touched, source="datascope"))
+        if sc.card_data:
+            out.append(Holding("card_data", where, sc.persons, touched, source="datascope"))
+    return out
+
+
+HOLDING_SOURCES: list[HoldingSource] = [share_tag_holdings, data_scope_holdings]
 
 
 def reports_for_incident(session: Session, tenant_id: str | None, incident_id: int) -> dict[str, Any]:
