@@ -32,6 +32,24 @@ def test_partitions_by_tenant_and_date_and_rewrites_are_idempotent(tmp_path):
     assert df["tenant.id"].unique().to_list() == ["acme"]
 
 
+def test_empty_columns_are_left_out_of_files_and_read_back_as_null(tmp_path):
+    import pyarrow.parquet as pq
+
+    a = Archive(tmp_path)
+    a.write_events(frame(3, D1, "10.0.0.1"), "acme", "b1")
+    dns = frame(2, D1, "10.0.0.2").with_columns(pl.lit("example.jp").alias("dns.question.name"))
+    a.write_events(dns, "acme", "b2")
+    (f1,) = (tmp_path / "events" / "tenant=acme").rglob("b1.parquet")
+    stored = pq.read_schema(f1).names
+    assert "source.ip" in stored and "dns.question.name" not in stored and "log.file.line" in stored
+    df = a.scan_events("acme").collect()
+    assert df.schema == pl.Schema(EVENT_SCHEMA)
+    names = df["dns.question.name"]
+    assert names.null_count() == 3 and names.drop_nulls().to_list() == ["example.jp"] * 2
+    out = a.query("acme", 'SELECT count("dns.question.name") AS n, count("url.full") AS u FROM events')
+    assert out.to_dicts() == [{"n": 2, "u": 0}]
+
+
 def test_query_sees_only_its_tenant(tmp_path):
     a = Archive(tmp_path)
     a.write_events(frame(3, D1, "10.0.0.1"), "acme", "b1")

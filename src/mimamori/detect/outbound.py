@@ -207,6 +207,18 @@ class OutboundScanDetector(Detector):
         )
         for sliding, (window, minimum, rows) in enumerate(windows):
             every = f"{int(window.total_seconds())}s"
+            # distinct failed targets never exceed failures: count first (cheap), and build
+            # target strings only for the groups that can still qualify
+            counts = rows.group_by("src", "bucket").agg(
+                pl.len().alias("attempts"), pl.col("failed").sum().alias("failures")
+            )
+            candidates = counts.filter(
+                (pl.col("failures") >= minimum)
+                & (pl.col("failures") >= pl.col("attempts") * self.min_failure_ratio)
+            ).select("src", "bucket")
+            if candidates.height == 0:
+                continue
+            rows = rows.join(candidates, on=["src", "bucket"], how="semi")
             target = pl.concat_str(
                 pl.col("dst"), pl.col("port").cast(pl.String).fill_null("-"), separator=":"
             )

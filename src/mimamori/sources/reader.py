@@ -23,7 +23,9 @@ TEXT = "text"
 
 #: Lines longer than this are quarantined rather than parsed.
 MAX_LINE_BYTES = 1 << 20
-BLOCK_BYTES = 16 << 20
+#: Bytes per batch. Detectors that keep a window (beacons, scans, volume baselines)
+#: re-evaluate it once per batch, so batches are large: about 150,000 Zeek conn lines.
+BLOCK_BYTES = 64 << 20
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
@@ -141,6 +143,14 @@ def _blocks(data: bytes) -> Iterator[bytes]:
         start = end
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _decode_line(raw: bytes) -> tuple[str | None, str]:
     try:
         return raw.decode("utf-8"), ""
@@ -160,11 +170,7 @@ def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch
     if block.endswith(b"\n"):
         block = block[:-1]
     n = block.count(b"\n") + 1
-    try:
-        block.decode("utf-8")
-        fast = not has_long_line(block)
-    except UnicodeDecodeError:
-        fast = False
+    fast = (block.isascii() or _is_utf8(block)) and not has_long_line(block)
     if not fast:
         return _slow_batch(path, block, first_line), n
     batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n)
