@@ -192,7 +192,7 @@ class BeaconDetector(Detector):
             return []
         conns = self._assign_pairs(conns, st)
         touched = self._merge(conns, st)
-        self._prune(st)
+        self._prune(st, touched)
         alerts = self._fast_poll(touched, st, ctx) + self._beacons(touched, st, ctx)
         st.save(ctx.state)
         return alerts
@@ -306,7 +306,11 @@ class BeaconDetector(Detector):
         return conns.filter(~stale)
 
     def _assign_pairs(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
-        keys = conns.select("src", "dst").unique()
+        # the pair's distinct (src, dst) strings are matched against the state once; every
+        # connection then finds its pair by a 64-bit hash of them (joins on two string
+        # columns cost a row encoding per connection)
+        conns = conns.with_columns(pl.struct("src", "dst").hash(seed=0x6D6D).alias("__pair"))
+        keys = conns.unique("__pair", keep="first").select("src", "dst", "__pair")
         known = keys.join(st.pairs.select("src", "dst", "pid"), on=["src", "dst"], how="left")
         new = known.filter(pl.col("pid").is_null())
         if new.height:
@@ -315,8 +319,10 @@ class BeaconDetector(Detector):
             )
             st.next_pid += new.height
             st.pairs = pl.concat([st.pairs, _conform(new, _PAIRS_SCHEMA)], how="vertical_relaxed")
-        mapping = pl.concat([known.filter(pl.col("pid").is_not_null()), new.select("src", "dst", "pid")])
-        return conns.join(mapping, on=["src", "dst"]).select(list(_ROWS_SCHEMA))
+        mapping = pl.concat(
+            [known.filter(pl.col("pid").is_not_null()).select("__pair", "pid"), new.select("__pair", "pid")]
+        )
+        return conns.join(mapping, on="__pair").select(list(_ROWS_SCHEMA))
 
     def _merge(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
         """Add new connections to the state, once each; return the pair ids touched."""
@@ -330,13 +336,20 @@ class BeaconDetector(Detector):
         st.rows = pl.concat([st.rows, fresh]) if st.rows.height else fresh
         return fresh.select("pid").unique()
 
-    def _prune(self, st: _State) -> None:
+    def _prune(self, st: _State, touched: pl.DataFrame) -> None:
         assert st.newest is not None
         cutoff = st.newest - self.t.window_seconds * US
         rows = st.rows
+        before = rows.height
         if rows.height and rows["ts"].min() < cutoff:  # type: ignore[operator]
             rows = rows.filter(pl.col("ts") >= cutoff)
-        per_pair = rows.group_by("pid").len().filter(pl.col("len") > self.t.max_rows_per_pair)
+        # only the pairs that just gained rows can have gone over their cap
+        per_pair = (
+            rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
+            .group_by("pid")
+            .len()
+            .filter(pl.col("len") > self.t.max_rows_per_pair)
+        )
         if per_pair.height:
             heavy = rows.filter(pl.col("pid").is_in(per_pair["pid"].implode()))
             kept = heavy.sort("ts", descending=True).group_by("pid").head(self.t.max_rows_per_pair)
@@ -347,6 +360,8 @@ class BeaconDetector(Detector):
             st.count("capped", rows.height - kept.height)
             rows = kept
         st.rows = rows.rechunk() if rows.n_chunks() > 8 else rows
+        if st.rows.height == before and st.pairs.height < 2 * max(before, 1):
+            return  # nothing left the window: every pair is still live
         live = st.rows.select("pid").unique()
         st.pairs = st.pairs.filter(
             pl.col("pid").is_in(live["pid"].implode())
