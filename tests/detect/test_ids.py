@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import polars as pl
+import pytest
+
 from mimamori.detect.base import DetectContext, classify_threat
 from mimamori.detect.ids import IdsAlertDetector
 from tests.detect.util import events
@@ -49,3 +52,29 @@ def test_classification_matches_whole_words_only():
     assert classify_threat("Emotet epoch5 C2")[0] == "emotet"
     assert classify_threat("ET POLICY Dyreless example") == (None, None)
     assert classify_threat(None) == (None, None)
+
+
+@pytest.mark.corpus
+def test_policy_and_info_signatures_stay_low_whatever_their_priority(corpus):
+    """The real Suricata sample has "ET POLICY Observed IP Lookup Domain" at priority 1."""
+    from mimamori.sources import get_parser, read_batches
+
+    path = corpus / "suricata-eve" / "elastic-fixtures" / "test-eve-small.log"
+    parser = get_parser("suricata")
+    frames = [parser.parse(b, {}).events for b in read_batches(path)]
+    ev = pl.concat(frames)
+    policy = ev.filter(pl.col("rule.name").str.starts_with("ET POLICY Observed IP Lookup").fill_null(False))
+    assert policy.height and policy["event.severity"].min() == 1
+    ctx = DetectContext(tenant="t", batch_id="b")
+    assert [a for a in IdsAlertDetector().detect(policy, ctx)] == []
+    kept = IdsAlertDetector(min_severity="low").detect(policy, ctx)
+    assert kept and {a.severity for a in kept} == {"low"}
+    crafted = [ids("10.1.0.7", "93.184.216.34", "ET INFO Suspicious Domain Lookup", 1)]
+    crafted += [
+        {**ids("10.1.0.8", "93.184.216.34", "Some vendor rule", 1), "rule.category": "Not Suspicious Traffic"}
+    ]
+    crafted += [ids("10.1.0.9", "93.184.216.34", "ET EXPLOIT Apache Struts RCE", 1)]
+    got = IdsAlertDetector().detect(
+        events(crafted), DetectContext(tenant="t", batch_id="b", networks=("10.1.0.0/16",))
+    )
+    assert [(a.host, a.severity) for a in got] == [("10.1.0.9", "high")]

@@ -9,6 +9,13 @@ from mimamori.detect.base import AlertDraft, DetectContext, Detector, classify_t
 # event.severity as IDS engines write it: 1 is the most severe.
 _SEVERITY = {1: "high", 2: "medium", 3: "low", 4: "low", 5: "low"}
 
+#: Signatures that record what was seen rather than an attack (ET POLICY/INFO rules and
+#: Suricata's not-suspicious classtypes): low, whatever priority the sensor gave them.
+#: Operators often raise a policy rule's priority to see it; that is no reason to open an
+#: incident for an SME.
+_INFORMATIONAL_NAME = r"(?i)^(?:ET|ETPRO|GPL)\s+(?:POLICY|INFO)\b"
+_INFORMATIONAL_CATEGORIES = ("not suspicious traffic", "potential corporate privacy violation")
+
 
 class IdsAlertDetector(Detector):
     name = "ids"
@@ -27,7 +34,19 @@ class IdsAlertDetector(Detector):
             return []
         host = ctx.internal_host()
         grouped = (
-            ids.with_columns(host.alias("__host"), pl.col("event.severity").fill_null(3).alias("__sev"))
+            ids.with_columns(
+                host.alias("__host"),
+                pl.when(
+                    pl.col("rule.name").str.contains(_INFORMATIONAL_NAME)
+                    | pl.col("rule.category")
+                    .str.to_lowercase()
+                    .is_in(_INFORMATIONAL_CATEGORIES)
+                    .fill_null(False)
+                )
+                .then(pl.lit(3, dtype=pl.Int64))
+                .otherwise(pl.col("event.severity").fill_null(3).cast(pl.Int64))
+                .alias("__sev"),
+            )
             .group_by("__host", "rule.name", maintain_order=True)
             .agg(
                 pl.len().alias("n"),
