@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench check install sysdeps clean
+.PHONY: demo test bench fp check install sysdeps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP) sysdeps
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/beacon.py
+	$(BIN)/python bench/false_positives.py
+
+# Alerts each detector raises on the real data in ../shared/data (false positives apart).
+fp: $(STAMP)
+	$(BIN)/python bench/false_positives.py
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
