@@ -94,6 +94,19 @@ def seed(engine: Engine, world: World) -> None:
             world.tokens[f"viewer-{tid}"] = tok
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_argon2() -> Iterator[None]:
+    """argon2id with a small cost so the suite runs on two cores; the algorithm is the same."""
+    from argon2 import PasswordHasher, Type
+
+    from mimamori.web import security
+
+    saved = security._HASHER
+    security.use_hasher(PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1, type=Type.ID))
+    yield
+    security.use_hasher(saved)
+
+
 @pytest.fixture
 def world(db_url: str, db_engine: Engine, tmp_path: Path) -> Iterator[World]:
     settings = Settings(data_dir=tmp_path, database_url=db_url)

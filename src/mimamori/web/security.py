@@ -26,6 +26,13 @@ TOTP_STEP = 30
 MIN_PASSWORD = 12
 
 
+def use_hasher(hasher: PasswordHasher) -> None:
+    """Replace the argon2id parameters (tests use a cheaper profile; production keeps the default)."""
+    global _HASHER, _DUMMY_HASH
+    _HASHER = hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
+
+
 def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
