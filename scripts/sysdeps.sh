@@ -40,7 +40,7 @@ if ! command -v curl >/dev/null 2>&1; then need+=(curl); fi
 # chromium (and Japanese fonts for the SME portal): the browser tests drive Debian's chromium
 # with Playwright (tests/web/test_browser.py); Playwright's own browser downloads are never used
 if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
-if ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then need+=(fonts-noto-cjk); fi
+if ! ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1; then need+=(fonts-noto-cjk); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
