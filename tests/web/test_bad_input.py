@@ -89,6 +89,18 @@ def test_bad_form_values_are_4xx(world: World, analyst) -> None:
     assert r.status_code in (403, 422)
 
 
+def test_nul_characters_are_4xx_on_every_backend(world: World, analyst) -> None:
+    c, h = analyst
+    inc = world.incidents["acme"]
+    assert c.get("/api/v1/tenants/%00").status_code == 404
+    assert c.get("/api/v1/incidents", params={"tenant": "a\x00"}).status_code == 404
+    r = c.post(f"/api/v1/incidents/{inc}/notes", json={"text": "a\u0000b"}, headers=h)
+    assert r.status_code in (201, 422)
+    r = c.post("/api/v1/tenants/acme/helpdesk", json={"reporter": "\u0000", "text": "x"}, headers=h)
+    assert r.status_code in (201, 422)
+    assert c.get("/api/v1/me").status_code == 200  # the session survives a refused write
+
+
 def test_garbage_cookies_and_tokens(world: World) -> None:
     c = world.client()
     c.cookies.set("mm_session", "garbage" * 50)

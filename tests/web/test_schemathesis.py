@@ -13,13 +13,11 @@ from hypothesis import strategies as st
 from tests.web.conftest import World
 
 EXAMPLES = 12
-BUDGET_SECONDS = 150
+BUDGET_SECONDS = 120  # per backend; operations past the budget are left for the next run
 
 
 @pytest.mark.timeout(300)
-def test_no_server_errors_over_the_schema(world: World, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("schema fuzzing runs once, on SQLite")
+def test_no_server_errors_over_the_schema(world: World) -> None:
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", world.app)
     token = world.tokens["analyst-acme"]
     operations = [r.ok() for r in schema.get_all_operations()]

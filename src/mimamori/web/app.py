@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -183,6 +184,11 @@ def _install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RepoError)
     async def repo_error(request: Request, exc: RepoError) -> Response:
         return _error(request, 422, str(exc))
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> Response:
+        # a value the database refuses (PostgreSQL: a NUL character in text)
+        return _error(request, 422, "the request contains characters or values that cannot be stored")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

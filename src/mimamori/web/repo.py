@@ -8,6 +8,7 @@ cannot be probed across tenants. Routes never query tables themselves.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ EVIDENCE_COLUMNS = (
     "file.hash.sha256",
     "message",
 )
+_TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # as archive.check_tenant_id
 _INDICATOR_COLUMNS = (
     "destination.ip",
     "destination.domain",
@@ -87,8 +89,8 @@ class TenantRepo:
 
     # ------------------------------------------------------------------ tenants
     def tenant(self, tenant_id: str) -> Tenant:
-        if self.scope is not None and tenant_id != self.scope:
-            raise NotFoundError(f"tenant {tenant_id} not found")
+        if (self.scope is not None and tenant_id != self.scope) or not _TENANT_RE.match(tenant_id):
+            raise NotFoundError("tenant not found")
         t = self.session.get(Tenant, tenant_id)
         if t is None:
             raise NotFoundError(f"tenant {tenant_id} not found")
