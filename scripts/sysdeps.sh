@@ -37,6 +37,10 @@ if ! have_pg_server; then
 fi
 # curl: the block-list test polls the feeds the way a UTM-side script would (tests/share)
 if ! command -v curl >/dev/null 2>&1; then need+=(curl); fi
+# chromium (and Japanese fonts for the SME portal): the browser tests drive Debian's chromium
+# with Playwright (tests/web/test_browser.py); Playwright's own browser downloads are never used
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
+if ! ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1; then need+=(fonts-noto-cjk); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -19,6 +19,7 @@ from mimamori.incidents.personal_data import app as datascope_app
 from mimamori.pipeline import PipelineError, UnknownTenantError
 from mimamori.share.cli import share_app
 from mimamori.sources import SourceError
+from mimamori.web.cli import tokens_app, users_app
 from mimamori.webcheck import app as webcheck_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="mimamori: watch over small businesses.")
@@ -33,6 +34,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(share_app, name="share")  # mimamori.share: supply-chain sharing
 app.add_typer(webcheck_app, name="webcheck")
 app.add_typer(datascope_app, name="datascope")
+app.add_typer(users_app, name="users")  # mimamori.web: console accounts
+app.add_typer(tokens_app, name="tokens")
 
 console = Console()
 err = Console(stderr=True)
@@ -604,9 +607,9 @@ def demo(
     else:
         _print_demo(summary)
     if not no_serve:
-        from mimamori.serve import serve
+        from mimamori.web import serve
 
-        err.print(f"serving the read-only API on http://{host}:{port}/api/v1/incidents  (Ctrl-C to stop)")
+        err.print(f"serving the console on http://{host}:{port}/  (API: /api/v1/, Ctrl-C to stop)")
         serve(settings, host=host, port=port)
 
 
@@ -624,6 +627,19 @@ def _print_demo(summary: dict[str, Any]) -> None:
         f"{len(summary['tenants'])} tenants, {summary['stats']['events']} events stored, "
         f"{summary['stats']['quarantined']} quarantined, {len(summary['incidents'])} incidents"
     )
+    users = Table("user", "password", "role", "tenant", "TOTP secret", "code now", title="console users")
+    for u in summary.get("users", []):
+        users.add_row(
+            u["username"],
+            u["password"],
+            u["role"],
+            u["tenant"] or "",
+            u["totp_secret"] or "",
+            u["totp_now"] or "",
+        )
+    console.print(users)
+    console.print("provider users need a TOTP code: add the secret to an authenticator app, or run")
+    console.print('  .venv/bin/python -c "import pyotp,sys; print(pyotp.TOTP(sys.argv[1]).now())" SECRET')
 
 
 @app.command()
@@ -632,8 +648,8 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
 ) -> None:
-    """Serve the read-only JSON API."""
-    from mimamori.serve import serve as run
+    """Serve the web console and the REST API."""
+    from mimamori.web import serve as run
 
     run(_settings(data_dir), host=host, port=port)
 

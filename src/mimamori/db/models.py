@@ -335,3 +335,4 @@ class AuditLog(Base):
 
 from mimamori.db import models_internet as _models_internet  # noqa: E402,F401
 from mimamori.db import models_share as _models_share  # noqa: E402,F401
+from mimamori.db import models_web as _models_web  # noqa: E402,F401

@@ -142,9 +142,15 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
     from mimamori.demo.share import warn_partners  # supply-chain warnings (mimamori.share)
 
     warnings = warn_partners(platform.engine, man, scenarios, settings.data_dir / "outbox")
+    from mimamori.demo.web import add_demo_sensors, add_demo_users  # the web console's accounts
+
+    silent = add_demo_sensors(platform.engine)
+    users = add_demo_users(platform.engine, [t["id"] for t in tenants])
     return {
         "data_dir": str(settings.data_dir),
         "warnings": warnings,
+        "users": users,
+        "silent_sensors": silent,
         "tenants": tenants,
         "incidents": incidents,
         "scenarios": scenarios,
