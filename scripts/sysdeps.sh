@@ -37,6 +37,13 @@ if ! have_pg_server; then
 fi
 # curl: the block-list test polls the feeds the way a UTM-side script would (tests/share)
 if ! command -v curl >/dev/null 2>&1; then need+=(curl); fi
+# collect tests (tests/collect): a JetStream server, and rsyslog (with TLS) as a real sender
+if ! command -v nats-server >/dev/null 2>&1; then need+=(nats-server); fi
+if [ ! -x /usr/sbin/rsyslogd ] && ! command -v rsyslogd >/dev/null 2>&1; then need+=(rsyslog); fi
+if ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+  need+=(rsyslog-gnutls)
+fi
+if ! command -v logger >/dev/null 2>&1; then need+=(bsdutils); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from mimamori.collect.config import CollectConfig
+from mimamori.collect.http import mount_ingest
 from mimamori.config import Settings
 from mimamori.db import repo
 from mimamori.db.session import init_db, make_engine
@@ -29,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="mimamori", version="0.1.0", description="Read-only API (demo).")
     app.state.sessions = sessionmaker(engine, expire_on_commit=False)
     mount_share(app)  # TAXII 2.1 server and the sharing API (mimamori.share)
+    mount_ingest(app)  # POST /api/v1/ingest/{source}; serve() sets app.state.collector
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -62,7 +65,18 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(
+    settings: Settings, host: str = "127.0.0.1", port: int = 8765, collect: CollectConfig | None = None
+) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    from mimamori.collect.service import Collector
+
+    app = create_app(settings)
+    collector = Collector(settings, collect or CollectConfig.load(settings, host=host))
+    app.state.collector = collector
+    collector.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        collector.close()
