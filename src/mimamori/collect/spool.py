@@ -305,7 +305,7 @@ class Spool:
             if (
                 rec.segment == self._write_seg
                 and rec.end == self._sizes[rec.segment]
-                and rec.end >= min(self.segment_bytes, 1 << 20)
+                and rec.end >= min(self.segment_bytes, 1 << 20, self.max_bytes // 8)
             ):
                 self._open_write(self._write_seg + 1)
                 cursor = (self._write_seg, 0)
