@@ -17,6 +17,7 @@ from mimamori.db.session import init_db, make_engine, session_scope
 
 def make_tenant(settings: Settings, tenant: str = "acme", *, address: str | None = None) -> tuple[int, str]:
     """A tenant and one sensor; returns (sensor id, token). ``address``: its syslog network."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     try:
         init_db(engine)

@@ -77,6 +77,7 @@ class Collector:
         from mimamori.db.session import init_db, make_engine
 
         self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = config or CollectConfig.load(settings)
         self.spool = Spool(
             self.config.spool_dir,

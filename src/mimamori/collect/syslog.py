@@ -135,6 +135,8 @@ class SyslogServer:
         self._udp_pending: dict[SensorRef, list[bytes]] = defaultdict(list)
         self._udp_peer: dict[SensorRef, str] = {}
         self._stopping = False
+        self._tls: ssl.SSLContext | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -178,7 +180,7 @@ class SyslogServer:
             )
             self._udp.append(transport)
             self.ports["udp"] = transport.get_extra_info("sockname")[1]
-            self._tasks = [self.loop.create_task(self._udp_flusher())]
+            self._tasks.append(self.loop.create_task(self._udp_flusher()))
         if c.syslog_tcp is not None:
             srv = await asyncio.start_server(
                 lambda r, w: self._handle(r, w, "tcp"), c.host, c.syslog_tcp, limit=1 << 16
@@ -190,26 +192,27 @@ class SyslogServer:
                 raise ValueError("--syslog-tls needs --tls-cert and --tls-key")
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(c.tls_cert), str(c.tls_key))
+            self._tls = ctx
+            # the handshake is done per connection (``_handle``), so a failed one is logged
             srv = await asyncio.start_server(
-                lambda r, w: self._handle(r, w, "tls"),
-                c.host,
-                c.syslog_tls,
-                ssl=ctx,
-                ssl_handshake_timeout=10,
-                limit=1 << 16,
+                lambda r, w: self._handle(r, w, "tls"), c.host, c.syslog_tls, limit=1 << 16
             )
             self._servers.append(srv)
             self.ports["tls"] = srv.sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         for srv in self._servers:
             srv.close()
         for t in self._udp:
             t.close()
         await self._flush_udp()
-        for srv in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(srv.wait_closed(), 5)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:  # connection handlers: they flush what they hold when they end
+            await asyncio.wait(others, timeout=5)
+        for task in others:
+            task.cancel()
 
     # ------------------------------------------------------------------ mapping
     def _tokens(
@@ -239,6 +242,16 @@ class SyslogServer:
         peername = writer.get_extra_info("peername")
         peer = str(peername[0]) if peername else "?"
         self.connections += 1
+        if transport == "tls":
+            assert self._tls is not None
+            try:
+                await writer.start_tls(self._tls, ssl_handshake_timeout=10)
+            except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "syslog tls from %s: TLS handshake failed (%s: %s)", peer, type(exc).__name__, exc
+                )
+                writer.close()
+                return
         framer = Framer(self.cfg.max_message_bytes)
         ref = await self.loop.run_in_executor(None, self.collector.sender, peer)
         cache: dict[bytes, SensorRef | None] = {}
