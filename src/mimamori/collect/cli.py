@@ -146,6 +146,7 @@ def run_worker_cli(settings: Settings, nats_url: str | None, *, ack_wait: float,
     if not cfg.nats_url:
         _fail("a worker needs --nats or MIMAMORI_NATS_URL")
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -213,6 +213,11 @@ async def _handle(store: Any, msg: Any, ack_wait: float, name: str) -> bool:
         log.error("%s: message on %s without readable meta (%s): terminated", name, msg.subject, exc)
         await msg.term()
         return False
+    try:
+        delivered = msg.metadata.num_delivered
+    except Exception:
+        delivered = 0
+    log.info("%s: processing %s (delivery %s)", name, meta.get("batch_id"), delivered)
     task = loop.run_in_executor(None, store.process, meta, msg.data)
     while True:
         done, _ = await asyncio.wait({task}, timeout=max(ack_wait / 3, 0.5))
@@ -238,7 +243,12 @@ async def _handle(store: Any, msg: Any, ack_wait: float, name: str) -> bool:
             log.warning("%s: ack of %s failed (%s); retrying", name, meta.get("batch_id"), exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2)
-    log.debug(
-        "%s: stored %s (%d events, %d quarantined)", name, result.batch_id, result.stored, result.quarantined
+    log.info(
+        "%s: stored %s (%d events, %d quarantined%s)",
+        name,
+        result.batch_id,
+        result.stored,
+        result.quarantined,
+        ", already stored before" if result.duplicates else "",
     )
     return True
