@@ -136,7 +136,7 @@ def cluster(tmp_path, pg_url, nats_server) -> Iterator[Cluster]:
 def test_two_workers_share_the_load_and_a_killed_one_loses_nothing(cluster):
     a = cluster.worker("w1")
     cluster.worker("w2")
-    cluster.feed(0, 200_000, 10_000)
+    cluster.feed(0, 100_000, 10_000)
     # kill -9 w1 while it holds a batch it has not acknowledged
     deadline = time.monotonic() + 60
     while "processing" not in cluster.log("w1"):
@@ -152,7 +152,7 @@ def test_two_workers_share_the_load_and_a_killed_one_loses_nothing(cluster):
     done = {ln.split(" stored ")[1].split()[0] for ln in cluster.log("w1").splitlines() if " stored " in ln}
     interrupted = [b for b in held if b not in done]
     assert interrupted, "w1 was not in the middle of a batch"
-    cluster.feed(200_000, 50_000, 10_000)
+    cluster.feed(100_000, 20_000, 10_000)
     cluster.wait_stored(cluster.accepted)
     cluster.assert_exactly_once()
     w2 = cluster.log("w2")

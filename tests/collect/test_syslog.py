@@ -7,6 +7,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -187,3 +188,38 @@ def test_rsyslog_forwards_over_tcp_and_tls(receiver, tmp_path, tls):
     finally:
         relay.stop()
     assert shutil.which("logger")
+
+
+def test_tcp_back_pressure_while_the_spool_is_full(tmp_path, caplog):
+    """Over quota the receiver stops reading: the sender blocks, then everything arrives once."""
+    settings = Settings.load(tmp_path)
+    make_tenant(settings, "acme", address="127.0.0.1/32")
+    cfg = CollectConfig.load(settings, syslog_tcp=0, max_spool_bytes=1_000_000, flush_seconds=0.05)
+    collector = Collector(settings, cfg)
+    collector.start(consume=False)  # nothing drains the spool yet
+    n = 200_000  # ~9 MB: more than the kernel's socket buffers hold
+    data = b"".join(b"<13>Apr 15 10:00:00 dev app: pressure seq=%d\n" % i for i in range(n))
+    done = threading.Event()
+
+    def send() -> None:
+        with socket.create_connection(("127.0.0.1", collector.syslog.ports["tcp"])) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
+            s.sendall(data)  # blocks while the receiver does not read
+        done.set()
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            t = threading.Thread(target=send)
+            t.start()
+            wait_for(lambda: "back-pressure" in caplog.text, 30)
+            time.sleep(1.0)
+            assert not done.is_set()  # the sender is held back, nothing was dropped
+            assert collector.spool.disk_bytes <= cfg.max_spool_bytes
+            collector.start(syslog=False)  # now drain
+            t.join(60)
+            assert done.is_set()
+            wait_for(lambda: seq_counts(archived(settings.archive_dir, "acme"))[1] >= n, 120)
+            time.sleep(0.5)
+    finally:
+        collector.close()
+    assert seq_counts(archived(settings.archive_dir, "acme")) == (n, n)

@@ -123,6 +123,8 @@ class SyslogServer:
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
         self.cfg = collector.config
+        # a batch must fit in the spool's quota many times over, or a full spool never frees
+        self.flush_bytes = max(1, min(self.cfg.flush_bytes, self.cfg.max_spool_bytes // 8))
         self.loop = asyncio.new_event_loop()
         self.ports: dict[str, int] = {}
         self.dropped_udp = 0
@@ -295,7 +297,7 @@ class SyslogServer:
                         return
                     batch[r].extend(ms)
                     size += sum(len(m) + 1 for m in ms)
-                if size >= self.cfg.flush_bytes or time.monotonic() - last_flush >= self.cfg.flush_seconds:
+                if size >= self.flush_bytes or time.monotonic() - last_flush >= self.cfg.flush_seconds:
                     await self._flush(batch, transport, peer)
                     size, last_flush = 0, time.monotonic()
             tail = framer.rest()
