@@ -30,8 +30,8 @@ class CollectConfig:
     chunk_bytes: int = 1 << 20  # spool records (and JetStream messages) are cut near this size
     max_line_bytes: int = 4 << 20  # an HTTP line longer than this rejects the request (413)
     max_message_bytes: int = 2 << 20  # a syslog message longer than this is cut (logged)
-    flush_bytes: int = 256 << 10  # a syslog batch is spooled at this size ...
-    flush_seconds: float = 0.2  # ... or after this long
+    flush_bytes: int = 1 << 20  # a syslog batch is spooled at this size ...
+    flush_seconds: float = 0.5  # ... or after this long
     idle_seconds: float = 300.0  # a TCP/TLS syslog client silent this long is disconnected
     wait_seconds: float = 10.0  # HTTP waits this long for the batch to be stored (embedded)
     host: str = "127.0.0.1"
