@@ -42,6 +42,7 @@ class CollectConfig:
     tls_key: Path | None = None
     subject_prefix: str = "mimamori.raw"
     stream: str = "MIMAMORI_RAW"
+    nats_replicas: int = 1  # 3 on a three-node JetStream cluster
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -51,6 +52,7 @@ class CollectConfig:
             nats_url=os.environ.get("MIMAMORI_NATS_URL") or None,
             max_spool_bytes=_int("MIMAMORI_SPOOL_MAX_BYTES", 1 << 30),
             tenant_max_bytes=_int("MIMAMORI_SPOOL_TENANT_MAX_BYTES", 256 << 20),
+            nats_replicas=_int("MIMAMORI_NATS_REPLICAS", 1),
         )
         for key, value in overrides.items():
             if value is not None:

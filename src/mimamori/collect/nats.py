@@ -70,7 +70,7 @@ async def connect_retrying(url: str, stop: threading.Event) -> Any:
     return None
 
 
-async def ensure_stream(js: Any, cfg: CollectConfig, replicas: int = 1) -> None:
+async def ensure_stream(js: Any, cfg: CollectConfig) -> None:
     try:
         await js.stream_info(cfg.stream)
     except NotFoundError:
@@ -81,7 +81,7 @@ async def ensure_stream(js: Any, cfg: CollectConfig, replicas: int = 1) -> None:
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
                 duplicate_window=600,
-                num_replicas=replicas,
+                num_replicas=cfg.nats_replicas,
             )
         )
 
