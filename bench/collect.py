@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -264,10 +265,15 @@ def main() -> int:
     finally:
         nats.stop()
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
     for kind in ("syslog", "http"):
         one, two = results.get((kind, "1w")), results.get((kind, "2w"))
         if one and two:
             print(f"scaling ratio {kind}: 2 workers / 1 worker = {two / one:.2f}")
+    load = os.getloadavg()[0]
+    print(
+        f"({os.cpu_count()} CPUs, load average {load:.1f}: a ratio near 1 means the CPUs were already busy)"
+    )
     return 0
 
 

@@ -27,7 +27,7 @@ class CollectConfig:
     tenant_max_bytes: int | None = 256 << 20
     segment_bytes: int = 64 << 20
     max_body_bytes: int = 64 << 20  # an HTTP request, after gunzip
-    chunk_bytes: int = 1 << 20  # spool records (and JetStream messages) are cut near this size
+    chunk_bytes: int = 2 << 20  # spool records (and JetStream messages) are cut near this size
     max_line_bytes: int = 4 << 20  # an HTTP line longer than this rejects the request (413)
     max_message_bytes: int = 2 << 20  # a syslog message longer than this is cut (logged)
     flush_bytes: int = 1 << 20  # a syslog batch is spooled at this size ...

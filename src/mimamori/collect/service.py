@@ -248,7 +248,16 @@ class Collector:
     def _process_loop(self) -> None:
         from mimamori.pipeline import Platform
 
-        platform = Platform(self.settings)
+        platform = None
+        delay = 0.2
+        while platform is None:
+            try:
+                platform = Platform(self.settings)
+            except (OperationalError, PoolTimeout, OSError) as exc:
+                log.warning("collect: database unavailable (%s); the spool keeps accepting", exc)
+                if not self._sleep(delay):
+                    return
+                delay = min(delay * 2, 5.0)
         store = BatchStore(platform)
         try:
             while not self._stop.is_set():
