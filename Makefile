@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Servers the tests start themselves (PostgreSQL); installed when missing and we are root.
+# Servers the tests start themselves (PostgreSQL, nats-server, rsyslog); installed when missing and we are root.
 sysdeps:
 	@bash scripts/sysdeps.sh
 
@@ -24,10 +24,11 @@ demo: $(STAMP)
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/beacon.py
 	$(BIN)/python bench/false_positives.py
+	$(BIN)/python bench/collect.py
 
 # Alerts each detector raises on the real data in ../shared/data (false positives apart).
 fp: $(STAMP)

@@ -41,6 +41,13 @@ if ! command -v curl >/dev/null 2>&1; then need+=(curl); fi
 # with Playwright (tests/web/test_browser.py); Playwright's own browser downloads are never used
 if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then need+=(chromium); fi
 if ! ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1; then need+=(fonts-noto-cjk); fi
+# collect tests (tests/collect): a JetStream server, and rsyslog (with TLS) as a real sender
+if ! command -v nats-server >/dev/null 2>&1; then need+=(nats-server); fi
+if [ ! -x /usr/sbin/rsyslogd ] && ! command -v rsyslogd >/dev/null 2>&1; then need+=(rsyslog); fi
+if ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+  need+=(rsyslog-gnutls)
+fi
+if ! command -v logger >/dev/null 2>&1; then need+=(bsdutils); fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.collect.cli import collect_app
 from mimamori.config import Settings
 from mimamori.incidents.personal_data import app as datascope_app
 from mimamori.pipeline import PipelineError, UnknownTenantError
@@ -36,6 +37,7 @@ app.add_typer(webcheck_app, name="webcheck")
 app.add_typer(datascope_app, name="datascope")
 app.add_typer(users_app, name="users")  # mimamori.web: console accounts
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(collect_app, name="collect")  # mimamori.collect: sensors, syslog senders, spool
 
 console = Console()
 err = Console(stderr=True)
@@ -607,7 +609,7 @@ def demo(
     else:
         _print_demo(summary)
     if not no_serve:
-        from mimamori.web import serve
+        from mimamori.serve import serve
 
         err.print(f"serving the console on http://{host}:{port}/  (API: /api/v1/, Ctrl-C to stop)")
         serve(settings, host=host, port=port)
@@ -647,11 +649,35 @@ def serve(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8765,
+    syslog_udp: Annotated[int | None, typer.Option(help="syslog over UDP on this port")] = None,
+    syslog_tcp: Annotated[int | None, typer.Option(help="syslog over TCP (RFC 6587)")] = None,
+    syslog_tls: Annotated[int | None, typer.Option(help="syslog over TLS (RFC 5425)")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for --syslog-tls")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --syslog-tls")] = None,
 ) -> None:
-    """Serve the web console and the REST API."""
-    from mimamori.web import serve as run
+    """Serve the web console, the REST and ingest APIs and the syslog receivers."""
+    from mimamori.collect.config import CollectConfig
+    from mimamori.serve import serve as run
 
-    run(_settings(data_dir), host=host, port=port)
+    settings = _settings(data_dir)
+    collect = CollectConfig.load(
+        settings, host=host, syslog_udp=syslog_udp, syslog_tcp=syslog_tcp, syslog_tls=syslog_tls,
+        tls_cert=tls_cert, tls_key=tls_key,
+    )  # fmt: skip
+    run(settings, host=host, port=port, collect=collect)
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    nats: Annotated[str | None, typer.Option(envvar="MIMAMORI_NATS_URL", help="NATS server URL(s)")] = None,
+    ack_wait: Annotated[float, typer.Option(help="seconds before an unacked batch is redelivered")] = 30.0,
+    name: Annotated[str, typer.Option(help="name in the log")] = "worker",
+) -> None:
+    """Store batches from NATS JetStream (scale-out mode; see docs/scale-out.md)."""
+    from mimamori.collect.cli import run_worker_cli
+
+    run_worker_cli(_settings(data_dir), nats, ack_wait=ack_wait, name=name)
 
 
 def main() -> None:

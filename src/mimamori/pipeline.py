@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from mimamori.archive import Archive
 from mimamori.assets import default_observers
@@ -123,7 +124,15 @@ class Platform:
         progress: Progress | None = None,
         group: bool = True,
         options: dict[str, Any] | None = None,
+        batch_id: str | None = None,
+        on_commit: Callable[[Session, IngestReport], None] | None = None,
     ) -> IngestReport:
+        """Ingest one file or buffer.
+
+        ``batch_id`` replaces the content-derived id (collect's spool ids: two identical
+        buffers received twice are two batches); ``on_commit`` runs inside the transaction
+        that stores the alerts and the ingest run, so whatever it writes commits with them.
+        """
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
         label = name or (str(src) if not isinstance(src, bytes) else "<request>")
         with session_scope(self.engine) as session:
@@ -139,7 +148,7 @@ class Platform:
             source = found
         parser = get_parser(source, **(options or {}))
         report = IngestReport(tenant_id, source, label)
-        base_id = f"{source}-{_content_id(data)}"
+        base_id = batch_id or f"{source}-{_content_id(data)}"
         drafts: list[AlertDraft] = []
         ctx: dict[str, Any] = {}
         qsample: list[pl.DataFrame] = []
@@ -193,6 +202,9 @@ class Platform:
                 )
                 if sensor is not None:
                     sensor.last_seen_at = utcnow()
+            if on_commit is not None:
+                report.alerts = grouping.alerts_new
+                on_commit(session, report)
         report.alerts = grouping.alerts_new
         report.duplicate_alerts = grouping.alerts_duplicate
         report.incidents_opened = grouping.incidents_opened

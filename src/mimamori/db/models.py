@@ -333,6 +333,7 @@ class AuditLog(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+from mimamori.db import models_collect as _models_collect  # noqa: E402,F401
 from mimamori.db import models_internet as _models_internet  # noqa: E402,F401
 from mimamori.db import models_share as _models_share  # noqa: E402,F401
 from mimamori.db import models_web as _models_web  # noqa: E402,F401

@@ -29,6 +29,7 @@ PARSERS: dict[str, str] = {
     "m365_audit": "mimamori.sources.cloud:M365AuditParser",
     "gws_login": "mimamori.sources.cloud:GoogleWorkspaceLoginParser",
     "authlog": "mimamori.sources.authlog:AuthLogParser",
+    "syslog": "mimamori.sources.syslog_generic:GenericSyslogParser",
 }
 
 #: order in which formats are tried when the source is not named (most specific first)
