@@ -29,12 +29,14 @@ PARSERS: dict[str, str] = {
     "m365_audit": "mimamori.sources.cloud:M365AuditParser",
     "gws_login": "mimamori.sources.cloud:GoogleWorkspaceLoginParser",
     "authlog": "mimamori.sources.authlog:AuthLogParser",
+    "evtx": "mimamori.sources.evtx:EvtxParser",
+    "winlog_json": "mimamori.sources.evtx:WinlogJsonParser",
 }
 
 #: order in which formats are tried when the source is not named (most specific first)
 SNIFF_ORDER = (
     "zeek", "suricata", "fortigate", "panos", "filterlog", "iis", "entra_signin", "m365_audit", "gws_login",
-    "apache", "authlog",
+    "apache", "authlog", "evtx", "winlog_json",
 )  # fmt: skip
 
 
