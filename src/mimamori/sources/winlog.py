@@ -294,7 +294,9 @@ def finish_wide(
     )
     if "EventRecordID" in wide.columns:
         wide = wide.with_columns(
-            pl.coalesce(pl.col("EventRecordID").cast(pl.Int64, strict=False), pl.col("winlog.record_id"))
+            pl.coalesce(
+                pl.col("EventRecordID").cast(pl.Int64, strict=False), pl.col("winlog.record_id")
+            ).alias("winlog.record_id")
         )
     else:
         wide = wide.with_columns(pl.col("winlog.record_id").cast(pl.String).alias("EventRecordID"))
