@@ -54,6 +54,9 @@ def read_evtx(
         raise WinlogError(label, f"not a readable EVTX file: {exc}") from exc
     it = parser.records_json()
     out = RecordBuilder(label)
+    problem = _truncation(src)
+    if problem:
+        out.bad(0, problem)
     position = 0
     while True:
         position += 1
@@ -76,6 +79,33 @@ def read_evtx(
             yield out.take()
     if out.rows or out.bad_no or position == 1:
         yield out.take()
+
+
+CHUNK = 65536
+HEADER_BLOCK = 4096
+
+
+def _truncation(src: Path | str | bytes) -> str | None:
+    """A reason when the file is shorter than its header says (the reader drops the tail)."""
+    if isinstance(src, bytes):
+        head, size = src[:HEADER_BLOCK], len(src)
+    else:
+        with open(src, "rb") as fh:
+            head = fh.read(HEADER_BLOCK)
+            size = fh.seek(0, 2)
+    if len(head) < 44:
+        return None
+    declared = int.from_bytes(head[42:44], "little")
+    body = max(size - HEADER_BLOCK, 0)
+    whole, rest = divmod(body, CHUNK)
+    if rest:
+        return (
+            f"EVTX file truncated: {whole} whole chunks and {rest} bytes of a partial one "
+            f"(header declares {declared}); records in the partial chunk are not readable"
+        )
+    if whole < declared:
+        return f"EVTX file truncated: header declares {declared} chunks, {whole} present"
+    return None
 
 
 def _json_objects(text: str) -> Iterator[tuple[int, Any, str | None]]:
