@@ -18,14 +18,16 @@ E = events(
     {"CommandLine": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe -enc SQBFAFgA", "Image":
      "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe", "ParentImage":
      "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE", "User": "taro"},  # 1
-    {"CommandLine": "cmd.exe /c vssadmin delete shadows /all /quiet", "Image": "C:\\Windows\\System32\\cmd.exe",
+    {"CommandLine": "cmd.exe /c vssadmin delete shadows /all /quiet",
+     "Image": "C:\\Windows\\System32\\cmd.exe",
      "ParentImage": "C:\\Windows\\explorer.exe", "User": "hanako"},  # 2
     {"CommandLine": "notepad.exe", "Image": "C:\\Windows\\notepad.exe", "User": "", "LogonType": "10",
      "IpAddress": "192.168.10.23"},  # 3
     {"CommandLine": "wmic shadowcopy delete", "Image": "C:\\Windows\\System32\\wbem\\WMIC.exe",
      "ParentImage": "C:\\Windows\\System32\\wbem\\WMIC.exe", "LogonType": "3", "IpAddress": "10.1.2.3"},  # 4
     {"CommandLine": "ping –n 1 host", "Image": "C:\\Windows\\System32\\PING.EXE", "Count": "250"},  # 5
-    {"ScriptBlockText": base64.b64encode(b"Invoke-Mimikatz -DumpCreds").decode(), "Image": "İSTANBUL.exe"},  # 6
+    {"ScriptBlockText": base64.b64encode(b"Invoke-Mimikatz -DumpCreds").decode(),
+     "Image": "İSTANBUL.exe"},  # 6
 )  # fmt: skip
 
 B64_WIDE = base64.b64encode("IEX (New-Object Net.WebClient)".encode("utf-16-le")).decode()

@@ -106,7 +106,8 @@ def test_bad_json_record_is_quarantined_with_its_line(tmp_path: Path) -> None:
 def test_otrf_host_dataset(corpus: Path, tmp_path: Path) -> None:
     z = (
         corpus
-        / "otrf-security-datasets/datasets/atomic/windows/defense_evasion/host/cmd_bitsadmin_download_psh_script.zip"
+        / "otrf-security-datasets/datasets/atomic/windows/defense_evasion/host"
+        / "cmd_bitsadmin_download_psh_script.zip"
     )
     with zipfile.ZipFile(z) as zf:
         name = zf.namelist()[0]

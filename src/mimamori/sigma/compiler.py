@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
-    ConditionItem,
     ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
@@ -94,7 +94,8 @@ class Compiler:
         self.needs = Needs()
 
     # ------------------------------------------------------------------ tree
-    def compile(self, node: ConditionItem | ConditionFieldEqualsValueExpression) -> pl.Expr:
+    def compile(self, node: Any) -> pl.Expr:
+        """``node``: a pySigma condition element (item, field=value or value expression)."""
         if isinstance(node, ConditionAND):
             return pl.all_horizontal([self.compile(a) for a in node.args])
         if isinstance(node, ConditionOR):

@@ -47,6 +47,10 @@ except AttributeError:  # pragma: no cover
     _Loader = yaml.SafeLoader
 
 
+#: the categories windows_audit_pipeline maps (its module annotates the dict oddly for mypy)
+_AUDIT_CATEGORIES: Any = generic_logsource_to_windows_audit_event_mapping
+
+
 def _sysmon() -> ProcessingPipeline:
     return sysmon_pipeline() + windows_logsource_pipeline()
 
@@ -58,7 +62,7 @@ def _audit() -> ProcessingPipeline:
 #: variant name -> (pipeline factory, categories it applies to; None: every rule)
 VARIANTS: dict[str, tuple[Callable[[], ProcessingPipeline], frozenset[str] | None]] = {
     "sysmon": (_sysmon, None),
-    "audit": (_audit, frozenset(generic_logsource_to_windows_audit_event_mapping)),
+    "audit": (_audit, frozenset(str(k) for k in _AUDIT_CATEGORIES)),
 }
 
 
@@ -166,7 +170,7 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
     """Apply the variant's pipeline to ``rule`` (mutated) and compile its condition."""
     pipeline_of(variant).apply(rule)
     comp = Compiler()
-    trees = [c.parsed for c in rule.detection.parsed_condition]
+    trees: list[Any] = [c.parsed for c in rule.detection.parsed_condition]
     exprs = [comp.compile(t) for t in trees]
     expr = exprs[0] if len(exprs) == 1 else pl.any_horizontal(exprs)
     channels = _common([_pins(t, "Channel") for t in trees])

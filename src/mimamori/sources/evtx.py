@@ -52,7 +52,7 @@ def read_evtx(
         parser = evtx.PyEvtxParser(target, number_of_threads=threads)
     except (OSError, RuntimeError, ValueError) as exc:
         raise WinlogError(label, f"not a readable EVTX file: {exc}") from exc
-    it = parser.records_json()
+    it: Iterator[Any] = iter(parser.records_json())
     out = RecordBuilder(label)
     problem = _truncation(src)
     if problem:
@@ -61,7 +61,7 @@ def read_evtx(
     while True:
         position += 1
         try:
-            rec = next(it)
+            rec: dict[str, Any] = next(it) or {}
         except StopIteration:
             break
         except (RuntimeError, OSError, ValueError) as exc:  # the reader's error for one record
