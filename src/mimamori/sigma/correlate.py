@@ -93,7 +93,7 @@ def compile_correlations(out: RuleSet, docs: list[tuple[str, dict[str, Any]]], f
         level = rule.level.name.lower() if rule.level else "informational"
         if level_rank(level) < floor:
             out.skipped += 1
-            continue
+            continue  # a correlation below --min-level does not run at all
         index = len(out.rules)
         cond = rule.condition
         assert isinstance(cond, SigmaCorrelationCondition) or rule.type in (

@@ -115,7 +115,8 @@ class RuleSet:
     issues: list[RuleIssue] = field(default_factory=list)
     correlations: list[Any] = field(default_factory=list)  # sigma.correlate.CompiledCorrelation
     documents: list[dict[str, Any]] = field(default_factory=list)  # YAML of rules[i]
-    skipped: int = 0  # rules for other products (not Windows)
+    skipped: int = 0  # rules for other products (not Windows), or below ``min_level``
+    min_level: str | None = None  # detections of rules below it are not reported
 
     @property
     def failed(self) -> list[RuleIssue]:
@@ -129,6 +130,9 @@ class RuleSet:
             "failed": len(self.failed),
             "skipped": self.skipped,
         }
+
+    def reported(self, rule: int) -> bool:
+        return self.min_level is None or level_rank(self.rules[rule].level) >= level_rank(self.min_level)
 
 
 def rule_files(paths: Iterable[Path]) -> list[Path]:
@@ -274,7 +278,18 @@ def load_rules(paths: Iterable[Path | str], *, min_level: str | None = None) -> 
             _load_one(out, str(f), doc, floor)
     if correlation_docs:
         compile_correlations(out, correlation_docs, floor)
+    if floor:
+        _drop_below(out, floor)
     return out
+
+
+def _drop_below(out: RuleSet, floor: int) -> None:
+    """``--min-level``: rules below it stop running, unless a correlation rule needs them."""
+    needed = {r for c in out.correlations for r in c.refs}
+    low = {r.index for r in out.rules if level_rank(r.level) < floor and r.index not in needed}
+    out.variants = [v for v in out.variants if v.rule not in low]
+    out.skipped += len(low)
+    out.min_level = LEVELS[floor]
 
 
 def _load_one(out: RuleSet, path: str, doc: dict[str, Any], floor: int) -> None:
@@ -290,9 +305,6 @@ def _load_one(out: RuleSet, path: str, doc: dict[str, Any], floor: int) -> None:
         )
         return
     level = probe.level.name.lower() if probe.level else "informational"
-    if level_rank(level) < floor:
-        out.skipped += 1
-        return
     index = len(out.rules)
     compiled: list[CompiledVariant] = []
     reasons: list[str] = []

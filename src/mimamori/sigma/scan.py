@@ -87,8 +87,12 @@ def scan_paths(
         if ruleset.correlations:
             kept.append(_keep_for_correlation(ruleset, wide, found))
         out = describe(ruleset, found.drop("__row"))
+        if ruleset.min_level is not None:
+            shown = [r.index for r in ruleset.rules if ruleset.reported(r.index)]
+            out = out.filter(pl.col("rule").is_in(shown))
         stats.detections += out.height
-        yield out
+        if out.height:
+            yield out
 
     for path in event_files(paths):
         stats.files += 1
