@@ -17,9 +17,11 @@ REQUIRED = {
     2: "malicious_destination",
     3: "rogue_router",
     4: "outbound_attack",
+    5: "emotet",
     6: "malware_mail_campaign",
     7: "banking_malware",
     8: "account_takeover",
+    9: "ransomware",
     10: "member_data_enumeration",
     11: "card_skimming",
 }
@@ -45,6 +47,16 @@ def test_mail_burst_is_one_incident_not_a_hundred(summary):
         i for i in summary["incidents"] if i["tenant"] == tenant and i["kind"] == "malware_mail_campaign"
     ]
     assert len(campaign) == 1
+
+
+def test_emotet_chain_and_ransomware_precursors_are_one_incident_each(summary):
+    """Scenarios 5 and 9 (Sigma rules on Sysmon/PowerShell events): every step of the chain is
+    an alert, and the steps on one computer form one incident."""
+    for number, kind, steps in ((5, "emotet", 4), (9, "ransomware", 4)):
+        tenant = next(s["tenant"] for s in summary["scenarios"] if s["scenario"] == number)
+        found = [i for i in summary["incidents"] if i["tenant"] == tenant and i["kind"] == kind]
+        assert len(found) == 1 and found[0]["alerts"] == steps, (number, found)
+        assert found[0]["severity"] == ("critical" if kind == "ransomware" else "high")
 
 
 def test_banking_malware_on_two_pcs_is_one_incident(summary):

@@ -19,6 +19,7 @@ from mimamori.config import Settings
 from mimamori.incidents.personal_data import app as datascope_app
 from mimamori.pipeline import PipelineError, UnknownTenantError
 from mimamori.share.cli import share_app
+from mimamori.sigma.cli import sigma_app
 from mimamori.sources import SourceError
 from mimamori.web.cli import tokens_app, users_app
 from mimamori.webcheck import app as webcheck_app
@@ -33,6 +34,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(share_app, name="share")  # mimamori.share: supply-chain sharing
+app.add_typer(sigma_app, name="sigma")  # mimamori.sigma: Sigma rules on Windows event logs
 app.add_typer(webcheck_app, name="webcheck")
 app.add_typer(datascope_app, name="datascope")
 app.add_typer(users_app, name="users")  # mimamori.web: console accounts

@@ -8,7 +8,7 @@ its archive files and its alerts are recognised as duplicates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
 from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
-from mimamori.sources.base import ParseResult
+from mimamori.sources.base import ParseResult, SourceError
 from mimamori.sources.reader import LineBatch, quarantine_rows
 
 Progress = Callable[[int], None]
@@ -152,11 +152,8 @@ class Platform:
         drafts: list[AlertDraft] = []
         ctx: dict[str, Any] = {}
         qsample: list[pl.DataFrame] = []
-        for i, batch in enumerate(read_batches(data, label)):
+        for i, (n_lines, quarantine, result) in enumerate(self._results(parser, data, label, ctx)):
             batch_id = f"{base_id}-{i:05d}"
-            result = self._parse(parser, batch, ctx)
-            quarantine = pl.concat([batch.quarantine, result.quarantine])
-            n_lines = batch.n_lines + batch.quarantine.height
             report.lines_read += n_lines
             report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
             report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
@@ -210,6 +207,24 @@ class Platform:
         report.incidents_opened = grouping.incidents_opened
         report.incidents_updated = sorted(grouping.incidents_updated)
         return report
+
+    def _results(
+        self, parser: SourceParser, data: bytes, label: str, ctx: dict[str, Any]
+    ) -> Iterator[tuple[int, pl.DataFrame, ParseResult]]:
+        """(records read, quarantine, parsed) per batch; record parsers (EVTX) get the file."""
+        read_records = getattr(parser, "read_records", None)
+        if read_records is not None:
+            try:
+                for result in read_records(data, label):
+                    yield result.events.height + result.quarantine.height, result.quarantine, result
+            except SourceError as exc:  # the whole file is unreadable: one quarantine row says why
+                q = quarantine_rows(label, [0], [str(exc)], [""])
+                yield 1, q, ParseResult(quarantine=q.clear())
+            return
+        for batch in read_batches(data, label):
+            result = self._parse(parser, batch, ctx)
+            quarantine = pl.concat([batch.quarantine, result.quarantine])
+            yield batch.n_lines + batch.quarantine.height, quarantine, result
 
     @staticmethod
     def _parse(parser: SourceParser, batch: LineBatch, ctx: dict[str, Any]) -> ParseResult:

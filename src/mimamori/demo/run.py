@@ -20,6 +20,7 @@ from mimamori.config import Settings
 from mimamori.db import repo
 from mimamori.db.models import Asset
 from mimamori.db.session import session_scope
+from mimamori.demo import endpoint as endpoint_demo
 from mimamori.demo import internet as internet_demo
 from mimamori.pipeline import PipelineError, Platform
 
@@ -43,6 +44,7 @@ def run_demo(settings: Settings, *, seed: int = 7, progress: Console | None = No
     start = (datetime.now(UTC) - timedelta(hours=24)).replace(minute=0, second=0, microsecond=0)
     manifest = generate(settings.data_dir / "telemetry", seed=seed, start=start, hours=24)
     internet_demo.extend_manifest(settings.data_dir / "telemetry", seed=seed, start=start, hours=24)
+    endpoint_demo.extend_manifest(settings.data_dir / "telemetry", seed=seed, start=start, hours=24)
     man: dict[str, Any] = json.loads((settings.data_dir / "telemetry" / "manifest.json").read_text("utf-8"))
     del manifest
 

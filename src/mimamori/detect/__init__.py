@@ -15,6 +15,7 @@ from mimamori.detect.internet import (
 from mimamori.detect.lateral import LateralMovementDetector
 from mimamori.detect.malware import MalwareVerdictDetector
 from mimamori.detect.outbound import OutboundScanDetector, OutboundSmtpDetector
+from mimamori.detect.sigma import SigmaDetector
 from mimamori.detect.volume import VolumeSpikeDetector
 
 #: detector name -> class; the one place a detector is registered.
@@ -31,6 +32,7 @@ DETECTORS: dict[str, type[Detector]] = {
     CredentialStuffingDetector.name: CredentialStuffingDetector,
     CloudSigninDetector.name: CloudSigninDetector,
     ExposedServiceDetector.name: ExposedServiceDetector,
+    SigmaDetector.name: SigmaDetector,
 }
 
 

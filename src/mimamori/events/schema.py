@@ -95,6 +95,17 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "source.geo.location.lat": pl.Float64(),
     "source.geo.location.lon": pl.Float64(),
     # --- end internet-facing ----------------------------------------------------------
+    # --- endpoint (Windows event logs: EVTX, Sysmon, winlogbeat) -----------------------
+    "event.code": pl.String(),  # the Windows EventID
+    "event.provider": pl.String(),
+    "winlog.channel": pl.String(),
+    "winlog.record_id": pl.Int64(),
+    "process.executable": pl.String(),
+    "process.command_line": pl.String(),
+    "process.parent.executable": pl.String(),
+    "file.path": pl.String(),
+    "winlog.event_data": pl.String(),  # every Windows field by its Sigma name, as one JSON object
+    # --- end endpoint -------------------------------------------------------------------
     "log.file.path": pl.String(),
     "log.file.line": pl.Int64(),
 }

@@ -30,12 +30,14 @@ PARSERS: dict[str, str] = {
     "gws_login": "mimamori.sources.cloud:GoogleWorkspaceLoginParser",
     "authlog": "mimamori.sources.authlog:AuthLogParser",
     "syslog": "mimamori.sources.syslog_generic:GenericSyslogParser",
+    "evtx": "mimamori.sources.evtx:EvtxParser",
+    "winlog_json": "mimamori.sources.evtx:WinlogJsonParser",
 }
 
 #: order in which formats are tried when the source is not named (most specific first)
 SNIFF_ORDER = (
     "zeek", "suricata", "fortigate", "panos", "filterlog", "iis", "entra_signin", "m365_audit", "gws_login",
-    "apache", "authlog",
+    "apache", "authlog", "evtx", "winlog_json",
 )  # fmt: skip
 
 

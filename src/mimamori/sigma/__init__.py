@@ -1,0 +1,1 @@
+"""Sigma rules on Windows events: pySigma's rule model compiled to vectorised Polars."""
