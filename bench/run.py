@@ -118,7 +118,9 @@ def main() -> int:
         conn = work / "conn.log"
         print(f"generating {args.events:,} Zeek conn JSON lines ...", file=sys.stderr)
         gen_conn(conn, args.events)
-        sample = pl.read_ndjson(conn, n_rows=50_000)["id.resp_h"].unique(maintain_order=True).head(5).to_list()
+        sample = (
+            pl.read_ndjson(conn, n_rows=50_000)["id.resp_h"].unique(maintain_order=True).head(5).to_list()
+        )
         indicators = IndicatorSet(gen_indicators(args.indicators, sample))
 
         def platform(name: str, foundation_only: bool) -> Platform:
