@@ -116,13 +116,16 @@ def test_demo_refuses_to_wipe_a_foreign_directory(tmp_path):
 
 
 def test_hacked_partner_and_mail_stealer_incidents_warn_their_partners(summary):
-    """Scenario 6: the hacked partner hears that its server sends malware; scenario 7
-    (mail-stealing banking malware): every partner is warned of mail in the tenant's name."""
+    """Scenario 6: the hacked partner hears that its server sends malware; scenarios 5
+    (Emotet stole the address book) and 7 (mail-stealing banking malware): every partner is
+    warned of mail in the tenant's name."""
     by = {w["scenario"]: w for w in summary["warnings"]}
     assert by[6]["partners"] == ["金田部品工業株式会社"] and by[6]["reasons"] == ["source"]
     assert by[7]["partners"] == sorted(["株式会社北陸精密", "東和ロジスティクス"])
     assert by[7]["reasons"] == ["impersonation"] and by[6]["tlp"] == "AMBER"
+    assert by[5]["partners"] == sorted(["加賀鋳造株式会社", "能登テクノサービス"])
+    assert by[5]["reasons"] == ["impersonation"]
     outbox = sorted((Path(summary["data_dir"]) / "outbox").glob("*.eml"))
-    assert len(outbox) == 3
+    assert len(outbox) == 5
     text = "".join(p.read_text("utf-8", errors="replace") for p in outbox)
     assert "X-TLP: TLP:AMBER" in text

@@ -1,8 +1,9 @@
 """Demo: the supply-chain part — partners of the scenario tenants, and warnings sent.
 
 Scenario 6 (a hacked partner's mail server sends malware): that partner is told its server
-or accounts send malware. Scenario 7 (banking malware that steals mail, like Emotet):
-every partner of the tenant is warned that mail in the tenant's name may follow. The demo
+or accounts send malware. Scenarios 5 (Emotet, which stole the address book) and 7 (banking
+malware that steals mail): every partner of the tenant is warned that mail in the tenant's
+name may follow. The demo
 has no mail server: messages go to ``<data dir>/outbox/`` as ``.eml`` files, and each
 warning stays unacknowledged until someone follows its link.
 """
@@ -19,11 +20,17 @@ from mimamori.share.partner_warnings import SmtpConfig, draft_warning, send_warn
 from mimamori.share.partners import add_contact, add_partner
 from mimamori.share.tlp import TLP
 
-#: fictional partners (documentation domains) of the scenario-7 tenant
-_S7_PARTNERS = [
-    ("株式会社北陸精密", "hokuriku-seimitsu.example", "購買部 高橋", "takahashi@hokuriku-seimitsu.example"),
-    ("東和ロジスティクス", "towa-logi.example", "総務部 伊藤", "ito@towa-logi.example"),
-]
+#: fictional partners (documentation domains) of the tenants whose mail was stolen
+_PARTNERS = {
+    7: [
+        ("株式会社北陸精密", "hokuriku-seimitsu.example", "購買部 高橋", "takahashi@hokuriku-seimitsu.example"),
+        ("東和ロジスティクス", "towa-logi.example", "総務部 伊藤", "ito@towa-logi.example"),
+    ],
+    5: [
+        ("加賀鋳造株式会社", "kaga-chuzo.example", "資材課 中村", "nakamura@kaga-chuzo.example"),
+        ("能登テクノサービス", "noto-techno.example", "営業部 小林", "kobayashi@noto-techno.example"),
+    ],
+}
 
 
 def warn_partners(
@@ -41,13 +48,15 @@ def warn_partners(
             if partner.get("domain"):
                 p = add_partner(s, tenant, partner["name"], domains=[partner["domain"]], actor="demo")
                 add_contact(s, tenant, p.id, "情報システム担当", f"it@{partner['domain']}", actor="demo")
-        if 7 in by_number:
-            tenant = by_number[7]["tenant"]
-            for name, domain, person, mail in _S7_PARTNERS:
+        for number, partners in _PARTNERS.items():
+            if number not in by_number:
+                continue
+            tenant = by_number[number]["tenant"]
+            for name, domain, person, mail in partners:
                 p = add_partner(s, tenant, name, domains=[domain], actor="demo")
                 add_contact(s, tenant, p.id, person, mail, actor="demo")
         s.flush()
-        for number in (6, 7):
+        for number in (5, 6, 7):
             sc = found.get(number)
             if sc is None or not sc["incidents"]:
                 continue
