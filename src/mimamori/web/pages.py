@@ -134,7 +134,7 @@ def page_router() -> APIRouter:
             user = authenticate_password(db, request.app.state.guard, username, password, source)
         except SignInError as exc:
             db.commit()  # the audit row and the failure count
-            status = exc.status if exc.status in (423, 429) else 401
+            status = 429 if exc.status == 429 else 401
             return _render(request, "login.html", None, status=status, csrf=pre, error=SIGNIN_FAILED)
         token, _ws = start_session(db, user, web_settings(request), source, mfa_done=not needs_totp(user))
         db.commit()
