@@ -129,3 +129,17 @@ def test_hacked_partner_and_mail_stealer_incidents_warn_their_partners(summary):
     assert len(outbox) == 5
     text = "".join(p.read_text("utf-8", errors="replace") for p in outbox)
     assert "X-TLP: TLP:AMBER" in text
+
+
+def test_demo_has_console_users_and_a_silent_sensor(summary):
+    users = {u["username"]: u for u in summary["users"]}
+    assert {u["role"] for u in users.values()} == {
+        "provider_admin",
+        "analyst",
+        "tenant_owner",
+        "tenant_viewer",
+        "partner_viewer",
+    }
+    assert users["analyst"]["totp_secret"] and users["analyst"]["totp_now"].isdigit()
+    assert users["owner"]["totp_secret"] is None and users["owner"]["tenant"]
+    assert len(summary["silent_sensors"]) == 1

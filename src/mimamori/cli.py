@@ -631,19 +631,20 @@ def _print_demo(summary: dict[str, Any]) -> None:
         f"{len(summary['tenants'])} tenants, {summary['stats']['events']} events stored, "
         f"{summary['stats']['quarantined']} quarantined, {len(summary['incidents'])} incidents"
     )
-    users = Table("user", "password", "role", "tenant", "TOTP secret", "code now", title="console users")
+    console.print("console users (demo passwords; provider users also need the TOTP code):")
     for u in summary.get("users", []):
-        users.add_row(
-            u["username"],
-            u["password"],
-            u["role"],
-            u["tenant"] or "",
-            u["totp_secret"] or "",
-            u["totp_now"] or "",
-        )
-    console.print(users)
-    console.print("provider users need a TOTP code: add the secret to an authenticator app, or run")
-    console.print('  .venv/bin/python -c "import pyotp,sys; print(pyotp.TOTP(sys.argv[1]).now())" SECRET')
+        line = f"  {u['username']:<8} password {u['password']}  role {u['role']}"
+        if u["tenant"]:
+            line += f"  tenant {u['tenant']}"
+        if u["totp_secret"]:
+            line += f"  TOTP secret {u['totp_secret']} (code now {u['totp_now']})"
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    console.print(
+        'a current code: .venv/bin/python -c "import pyotp,sys; print(pyotp.TOTP(sys.argv[1]).now())" SECRET',
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command()

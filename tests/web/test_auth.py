@@ -74,11 +74,13 @@ def test_wrong_password_unknown_user_and_lockout(world: World) -> None:
         r = _login(c, "owner-beta", "wrong password!")
         assert r.status_code == 401
         assert "サインインできませんでした" in r.text
-    # locked now: even the right password is refused
-    assert _login(c, "owner-beta").status_code == 423
+    # locked now: even the right password is refused, answered like any failure (no enumeration)
+    r = _login(c, "owner-beta")
+    assert r.status_code == 401 and "サインインできませんでした" in r.text
     with session_scope(world.engine) as s:
         u = s.scalar(select(WebUser).where(WebUser.username == "owner-beta"))
         assert u is not None and u.locked_until is not None and u.locked_until > datetime.now(UTC)
+    assert [a.detail.get("reason") for a in _audit(world, "signin.refused")] == ["locked"]
     reasons = [a.detail.get("reason") for a in _audit(world, "signin.failed")]
     assert (
         reasons.count("bad_password") == 4 and "bad_password_locked" in reasons and "unknown_user" in reasons

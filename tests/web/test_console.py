@@ -253,3 +253,31 @@ def test_partner_sees_only_what_was_sent_to_it(world: World) -> None:
     # a partner reads nothing else of the tenant
     assert p.get("/api/v1/tenants/acme/incidents").status_code == 403
     assert p.get("/portal").status_code == 403
+
+
+def test_link_a_call_to_an_incident_by_form_and_filter_the_queue(world: World) -> None:
+    from mimamori.db import repo
+
+    with session_scope(world.engine) as s:
+        sensor, _ = repo.add_sensor(s, "acme", "utm-1", "fortigate")
+        sensor.last_seen_at = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+    o = sign_in(world, "owner-acme")
+    assert "2030-01-02 03:04 UTC" in o.get("/portal").text  # latest data, in the SME's words
+    page = o.get("/portal")
+    o.post(
+        "/portal/report",
+        data={"reporter": "山田", "text": "また警告が出た", "csrf_token": csrf_of(page.text)},
+    )
+    c = sign_in(world, "ana")
+    page = c.get("/console/tenants/acme/helpdesk")
+    assert "また警告が出た" in page.text
+    entry = c.get("/api/v1/tenants/acme/helpdesk").json()[0]["id"]
+    inc = world.incidents["acme"]
+    r = c.post(
+        f"/console/helpdesk/{entry}/triage",
+        data={"action": "link", "incident_id": str(inc), "csrf_token": csrf_of(page.text)},
+    )
+    assert r.status_code == 303
+    assert c.get("/api/v1/tenants/acme/helpdesk").json()[0]["incident"] == inc
+    queue = c.get("/console", params={"tenant": "beta"}).text
+    assert "(beta)" in queue and "(acme)" not in queue

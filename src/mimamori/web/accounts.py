@@ -210,7 +210,8 @@ def authenticate_password(
     if user.locked_until is not None and user.locked_until > now:
         guard.failed(source, name)
         audit(session, name, "signin.refused", user.tenant_id, reason="locked", source=source)
-        raise SignInError("locked", status=423)
+        # answered like a wrong password: a distinct status would tell which accounts exist
+        raise SignInError("locked")
     if user.disabled:
         guard.failed(source, name)
         audit(session, name, "signin.refused", user.tenant_id, reason="disabled", source=source)

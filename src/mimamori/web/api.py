@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Security
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from mimamori.db import repo as core
@@ -129,15 +130,19 @@ EntryId = Annotated[int, _ID]
 TenantId = Annotated[str, Path(max_length=64)]
 
 
+#: declared for the OpenAPI description; ``deps.optional_principal`` does the checking
+_BEARER = [Security(HTTPBearer(auto_error=False, description="API token (mmt_…), scoped to one tenant"))]
+
+
 def api_routers() -> list[APIRouter]:
-    me = APIRouter(prefix="/api/v1", tags=["me"])
-    tenants = APIRouter(prefix="/api/v1/tenants", tags=["tenants"])
+    me = APIRouter(prefix="/api/v1", tags=["me"], dependencies=_BEARER)
+    tenants = APIRouter(prefix="/api/v1/tenants", tags=["tenants"], dependencies=_BEARER)
     incidents = APIRouter(
         prefix="/api/v1/incidents", tags=["incidents"], dependencies=[Depends(require_json)]
     )
-    helpdesk = APIRouter(prefix="/api/v1", tags=["helpdesk"], dependencies=[Depends(require_json)])
-    overview = APIRouter(prefix="/api/v1/overview", tags=["overview"])
-    partner = APIRouter(prefix="/api/v1/partner", tags=["partner"])
+    helpdesk = APIRouter(prefix="/api/v1", tags=["helpdesk"], dependencies=[*_BEARER, Depends(require_json)])
+    overview = APIRouter(prefix="/api/v1/overview", tags=["overview"], dependencies=_BEARER)
+    partner = APIRouter(prefix="/api/v1/partner", tags=["partner"], dependencies=_BEARER)
 
     @me.get("/me")
     def get_me(p: CurrentPrincipal) -> MePublic:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -134,7 +134,7 @@ def page_router() -> APIRouter:
             user = authenticate_password(db, request.app.state.guard, username, password, source)
         except SignInError as exc:
             db.commit()  # the audit row and the failure count
-            status = exc.status if exc.status in (423, 429) else 401
+            status = 429 if exc.status == 429 else 401
             return _render(request, "login.html", None, status=status, csrf=pre, error=SIGNIN_FAILED)
         token, _ws = start_session(db, user, web_settings(request), source, mfa_done=not needs_totp(user))
         db.commit()
@@ -243,9 +243,11 @@ def page_router() -> APIRouter:
 
     # ------------------------------------------------------------------ analyst console
     @r.get("/console")
-    def console(request: Request, p: Analyst, repo: Repo) -> Response:
+    def console(
+        request: Request, p: Analyst, repo: Repo, tenant: Annotated[str | None, Query(max_length=64)] = None
+    ) -> Response:
         now = datetime.now(UTC)
-        incs = repo.incidents(open_only=True)
+        incs = repo.incidents(tenant_id=tenant or None, open_only=True)
         names = {t.id: t.name for t in repo.tenants()}
         rows = [(i, incident_public(i, now), sla_minutes_left(i, now)) for i in incs]
         open_help = repo.helpdesk(open_only=True)

@@ -151,8 +151,11 @@ def status(repo: TenantRepo, tenant_id: str, now: datetime | None = None) -> dic
                 "opened_at": inc.opened_at.isoformat(),
             }
         )
+    sensor_times = [str(x["last_seen_at"]) for x in repo.sensors(tenant.id) if x["last_seen_at"]]
+    heard = sensor_times + [at for at in repo.last_data(tenant.id).values() if at]
     return {
         "tenant": tenant.id,
+        "last_data_at": max(heard) if heard else None,
         "name": tenant.name,
         "level": level,
         "headline_ja": head[0],
