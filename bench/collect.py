@@ -213,13 +213,15 @@ def main() -> int:
                         tenant = tenants[(kind, workers)]
                         sensor_id, token = sensors[tenant]
                         send_syslog_as(collector, sensor_id)
+                        before = collector.spool.appended_records
                         t0 = run_load(kind, n, collector.syslog.ports["tcp"], http_port, token, args.limit)
                         got, t1 = wait_stored(engine, tenant, n, args.limit)
+                        spooled = collector.spool.appended_records - before
                         rate = got / (t1 - t0)
                         results[(kind, f"{workers}w")] = rate
                         print(
                             f"{kind:6s} {workers} worker(s): {got:>8,} records in {t1 - t0:6.1f} s"
-                            f" = {rate:>9,.0f}/s",
+                            f" = {rate:>9,.0f}/s ({spooled} spool records)",
                             flush=True,
                         )
                 finally:

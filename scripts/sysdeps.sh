@@ -44,7 +44,7 @@ if ! ls /usr/share/fonts/opentype/noto/NotoSansCJK-* >/dev/null 2>&1; then need+
 # collect tests (tests/collect): a JetStream server, and rsyslog (with TLS) as a real sender
 if ! command -v nats-server >/dev/null 2>&1; then need+=(nats-server); fi
 if [ ! -x /usr/sbin/rsyslogd ] && ! command -v rsyslogd >/dev/null 2>&1; then need+=(rsyslog); fi
-if ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+if ! compgen -G "/usr/lib/*/rsyslog/lmnsd_gtls.so" >/dev/null && ! compgen -G "/usr/lib/rsyslog/lmnsd_gtls.so" >/dev/null; then
   need+=(rsyslog-gnutls)
 fi
 if ! command -v logger >/dev/null 2>&1; then need+=(bsdutils); fi

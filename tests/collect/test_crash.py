@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from mimamori.cli import app
 from tests.collect.helpers import archived, free_port
-from tests.collect.servers import kill_group, wait_port
+from tests.collect.servers import kill_group, need, wait_port
 
 MIMAMORI = str(Path(sys.executable).with_name("mimamori"))
 EVE = (
@@ -40,10 +40,11 @@ def cli(home: Path, *args: str) -> str:
     return result.stdout
 
 
-def serve(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(home: Path, port: int, log: Path, syslog_port: int) -> subprocess.Popen[bytes]:
     with open(log, "ab") as f:
         proc = subprocess.Popen(
-            [MIMAMORI, "serve", "--data-dir", str(home), "--port", str(port)],
+            [MIMAMORI, "serve", "--data-dir", str(home), "--port", str(port),
+             "--syslog-tcp", str(syslog_port)],
             stdout=f, stderr=f, start_new_session=True,
         )  # fmt: skip
     wait_port(port, 60)
@@ -59,8 +60,12 @@ def test_kill_9_of_serve_loses_nothing_acknowledged_and_duplicates_nothing(tmp_p
     assert sensor["token"].startswith("mms_")
     again = json.loads(cli(home, "collect", "sensor", "add", "acme", "agent-1", "--json"))
     assert again["token"] is None and again["sensor_id"] == sensor["sensor_id"]  # kept, not replaced
-    port = free_port()
-    proc = serve(home, port, tmp_path / "serve.log")
+    utm = json.loads(
+        cli(home, "collect", "sensor", "add", "acme", "utm-1", "--address", "127.0.0.1", "--json")
+    )
+    assert utm["addresses"] == ["127.0.0.1/32"]
+    port, syslog_port = free_port(), free_port()
+    proc = serve(home, port, tmp_path / "serve.log", syslog_port)
     acked: dict[int, dict[str, object]] = {}
     headers = {"Authorization": f"Bearer {sensor['token']}"}
 
@@ -95,18 +100,27 @@ def test_kill_9_of_serve_loses_nothing_acknowledged_and_duplicates_nothing(tmp_p
         proc.wait(10)
         killed_at = len(acked)
         time.sleep(1.0)
-        proc = serve(home, port, tmp_path / "serve.log")
+        proc = serve(home, port, tmp_path / "serve.log", syslog_port)
+        wait_port(syslog_port, 30)
+        subprocess.run(
+            [need("logger", "bsdutils"), "-n", "127.0.0.1", "-P", str(syslog_port), "-T", "--octet-count",
+             "-t", "app", "via serve"],
+            check=True, timeout=30,
+        )  # fmt: skip
         sender.join(300)
         assert not sender.is_alive() and len(acked) == BATCHES and killed_at < BATCHES
         deadline = time.monotonic() + 120
-        while archived(home / "archive", "acme").height < BATCHES * PER_BATCH:
+        while archived(home / "archive", "acme").height < BATCHES * PER_BATCH + 1:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         time.sleep(1.0)
     finally:
         kill_group(proc)
     events = archived(home / "archive", "acme")
-    assert events.height == BATCHES * PER_BATCH  # no duplicates ...
-    assert events.select(pl.col("event.id").n_unique()).item() == BATCHES * PER_BATCH  # ... none lost
+    syslog = events.filter(pl.col("event.module") == "syslog")
+    assert syslog["message"].to_list() == ["via serve"]  # the serve command's syslog receiver
+    flows = events.filter(pl.col("event.module") == "suricata")
+    assert flows.height == BATCHES * PER_BATCH  # no duplicates ...
+    assert flows.select(pl.col("event.id").n_unique()).item() == BATCHES * PER_BATCH  # ... none lost
     status = json.loads(cli(home, "collect", "status", "--json"))
     assert status["mode"] == "embedded"

@@ -105,6 +105,7 @@ class Spool:
         self._sizes: dict[int, int] = {}  # segment -> bytes durable on disk
         self._tenant_pending: dict[str, int] = defaultdict(int)
         self._pending_records = 0
+        self.appended_records = 0  # since this process opened the spool
         self._write: Any = None  # the open segment file we append to
         self._write_seg = 0
         self._closed = False
@@ -247,6 +248,7 @@ class Spool:
             for tenant, size in need.items():
                 self._tenant_pending[tenant] += size
             self._pending_records += len(blobs)
+            self.appended_records += len(blobs)
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ consuming
