@@ -281,3 +281,89 @@ def test_link_a_call_to_an_incident_by_form_and_filter_the_queue(world: World) -
     assert c.get("/api/v1/tenants/acme/helpdesk").json()[0]["incident"] == inc
     queue = c.get("/console", params={"tenant": "beta"}).text
     assert "(beta)" in queue and "(acme)" not in queue
+
+
+def _sent_warning(world: World, tenant: str, partner_id: int, portal_tenant: str | None) -> tuple[int, int]:
+    from mimamori.db.models_share import ShareWarning, WarningRecipient
+
+    with session_scope(world.engine) as s:
+        w = ShareWarning(
+            tenant_id=tenant,
+            incident_id=world.incidents[tenant],
+            tlp="AMBER",
+            subject_ja="取引先への注意喚起",
+            body_ja="弊社名を騙るメールにご注意ください",
+            subject_en="warning to partners",
+            body_en="beware of mail in our name",
+            state="sent",
+            created_by="t",
+            sent_at=datetime.now(UTC),
+        )
+        s.add(w)
+        s.flush()
+        r = WarningRecipient(
+            warning_id=w.id,
+            tenant_id=tenant,
+            partner_id=partner_id,
+            email="it@partner.example",
+            portal_tenant_id=portal_tenant,
+            delivered_at=datetime.now(UTC),
+        )
+        s.add(r)
+        s.flush()
+        return w.id, r.id
+
+
+def _acked(world: World, recipient_id: int) -> tuple[object, str | None, list[str]]:
+    from mimamori.db.models import TimelineEntry
+    from mimamori.db.models_share import WarningRecipient
+
+    with session_scope(world.engine) as s:
+        r = s.get_one(WarningRecipient, recipient_id)
+        notes = [
+            e.text
+            for e in s.scalars(
+                select(TimelineEntry).where(TimelineEntry.incident_id == world.incidents["acme"])
+            )
+        ]
+        return r.acknowledged_at, r.ack_by, notes
+
+
+def test_a_partner_that_is_a_customer_acknowledges_in_its_portal(world: World) -> None:
+    """acme warns its partner beta (also a customer): beta's owner reads it in the portal and
+    acknowledges; acme's incident shows who knows. Nobody else can acknowledge it."""
+    from mimamori.db.models_share import Partner
+
+    with session_scope(world.engine) as s:
+        s.get_one(Partner, world.partners["acme"]).partner_tenant_id = "beta"
+    _w, rid = _sent_warning(world, "acme", world.partners["acme"], portal_tenant="beta")
+    acme = sign_in(world, "owner-acme")
+    assert "弊社名を騙るメール" not in acme.get("/portal").text  # the sender's own portal
+    h = csrf_header(acme)
+    assert acme.post(f"/portal/warnings/{rid}/ack", headers=h).status_code == 404
+    beta = sign_in(world, "owner-beta")
+    page = beta.get("/portal").text
+    assert "弊社名を騙るメール" in page and "内容を確認しました" in page
+    assert beta.post(f"/portal/warnings/{rid}/ack").status_code == 403  # no CSRF token
+    assert _acked(world, rid)[0] is None
+    r = beta.post(f"/portal/warnings/{rid}/ack", data={"csrf_token": csrf_of(page)})
+    assert r.status_code == 303
+    at, by, notes = _acked(world, rid)
+    assert at is not None and by is not None and "(portal)" in by
+    assert any("acknowledged warning" in n for n in notes)
+    assert "確認済み" in beta.get("/portal").text
+
+
+def test_a_partner_viewer_acknowledges_in_the_partner_view(world: World) -> None:
+    wid, rid = _sent_warning(world, "acme", world.partners["acme"], portal_tenant=None)
+    other_wid, _ = _sent_warning(world, "beta", world.partners["beta"], portal_tenant=None)
+    p = sign_in(world, "partner-acme")
+    page = p.get("/partner").text
+    assert "内容を確認しました" in page
+    token = csrf_of(page)
+    assert p.post(f"/partner/warnings/{other_wid}/ack", data={"csrf_token": token}).status_code == 404
+    assert p.post(f"/partner/warnings/{wid}/ack", data={"csrf_token": token}).status_code == 303
+    at, by, notes = _acked(world, rid)
+    assert at is not None and by is not None and "partner view" in by
+    assert any("acknowledged warning" in n for n in notes)
+    assert "確認済み" in p.get("/partner").text

@@ -46,6 +46,7 @@ def routes(app: Any) -> list[tuple[str, str]]:
 def _beta_ids(world: World) -> dict[str, str]:
     from sqlalchemy import select
 
+    from mimamori.db.models_share import ShareWarning, WarningRecipient
     from mimamori.db.models_web import HelpdeskEntry, OnsiteVisit
     from mimamori.db.session import session_scope
 
@@ -58,9 +59,31 @@ def _beta_ids(world: World) -> dict[str, str]:
             planned_at=__import__("datetime").datetime.now(__import__("datetime").UTC),
             created_by="t",
         )
-        s.add_all([h, v])
+        w = ShareWarning(
+            tenant_id="beta",
+            incident_id=world.incidents["beta"],
+            tlp="GREEN",
+            subject_ja="beta secret",
+            body_ja="beta secret",
+            subject_en="beta secret",
+            body_en="beta secret",
+            state="sent",
+            created_by="t",
+        )
+        s.add_all([h, v, w])
         s.flush()
-        entry, visit = h.id, v.id
+        # delivered to beta's own portal (as if beta were its own partner): not acme's to see
+        r = WarningRecipient(
+            warning_id=w.id,
+            tenant_id="beta",
+            partner_id=world.partners["beta"],
+            email="x@beta.example",
+            portal_tenant_id="beta",
+            delivered_at=v.planned_at,
+        )
+        s.add(r)
+        s.flush()
+        entry, visit, warning, recipient = h.id, v.id, w.id, r.id
         assert s.scalar(select(HelpdeskEntry.tenant_id).where(HelpdeskEntry.id == entry)) == "beta"
     return {
         "tenant_id": "beta",
@@ -68,6 +91,8 @@ def _beta_ids(world: World) -> dict[str, str]:
         "task_id": str(world.tasks["beta"]),
         "entry_id": str(entry),
         "visit_id": str(visit),
+        "warning_id": str(warning),
+        "recipient_id": str(recipient),
     }
 
 

@@ -23,7 +23,12 @@ from mimamori.share.tlp import TLP
 #: fictional partners (documentation domains) of the tenants whose mail was stolen
 _PARTNERS = {
     7: [
-        ("株式会社北陸精密", "hokuriku-seimitsu.example", "購買部 高橋", "takahashi@hokuriku-seimitsu.example"),
+        (
+            "株式会社北陸精密",
+            "hokuriku-seimitsu.example",
+            "購買部 高橋",
+            "takahashi@hokuriku-seimitsu.example",
+        ),
         ("東和ロジスティクス", "towa-logi.example", "総務部 伊藤", "ito@towa-logi.example"),
     ],
     5: [

@@ -491,6 +491,13 @@ def acknowledge(session: Session, token: str, *, by: str, note: str | None = Non
     r = session.scalar(select(WarningRecipient).where(WarningRecipient.token_hash == digest))
     if r is None:
         raise ShareError("unknown acknowledgement token")
+    return _mark_acknowledged(session, r, by=by, note=note)
+
+
+def _mark_acknowledged(
+    session: Session, r: WarningRecipient, *, by: str, note: str | None = None
+) -> WarningRecipient:
+    """Record who acknowledged (once), on the incident's timeline and in the audit log."""
     if r.acknowledged_at is None:
         r.acknowledged_at = _now()
         r.ack_by = by[:200]
@@ -521,11 +528,28 @@ def acknowledge_in_portal(
     shown = {x["recipient"] for x in portal_warnings(session, portal_tenant_id)}
     if r is None or r.id not in shown:
         raise ShareError(f"no warning {recipient_id} in the portal of {portal_tenant_id!r}")
-    if r.acknowledged_at is None:
-        token, digest = _token()
-        r.token_hash = digest
-        return acknowledge(session, token, by=by, note=note)
-    return r
+    return _mark_acknowledged(session, r, by=by, note=note)
+
+
+def acknowledge_as_partner(
+    session: Session, tenant_id: str, partner_id: int, warning_id: int, *, by: str
+) -> list[WarningRecipient]:
+    """A partner's user (partner view) acknowledges a sent warning for all of its recipients."""
+    rows = list(
+        session.scalars(
+            select(WarningRecipient)
+            .join(ShareWarning, ShareWarning.id == WarningRecipient.warning_id)
+            .where(
+                ShareWarning.id == warning_id,
+                ShareWarning.tenant_id == tenant_id,
+                ShareWarning.state == "sent",
+                WarningRecipient.partner_id == partner_id,
+            )
+        )
+    )
+    if not rows:
+        raise ShareError(f"no warning {warning_id} sent to this partner")
+    return [_mark_acknowledged(session, r, by=by) for r in rows]
 
 
 def portal_warnings(session: Session, portal_tenant_id: str) -> list[dict[str, Any]]:

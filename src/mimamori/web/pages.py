@@ -394,7 +394,22 @@ def page_router() -> APIRouter:
     @r.get("/portal")
     def portal_home(request: Request, p: TenantUser, repo: Repo, sent: int = 0) -> Response:
         assert p.scope is not None
-        return _render(request, "portal.html", p, s=portal.status(repo, p.scope), sent=bool(sent))
+        return _render(
+            request,
+            "portal.html",
+            p,
+            s=portal.status(repo, p.scope),
+            sent=bool(sent),
+            received=repo.received_warnings(p.scope),
+        )
+
+    @r.post("/portal/warnings/{recipient_id}/ack")
+    def portal_ack(recipient_id: IdParam, p: TenantUser, repo: Repo) -> Response:
+        """The SME confirms it has read a partner's warning (the sender's incident shows it)."""
+        assert p.scope is not None
+        repo.acknowledge_received(p.scope, recipient_id, by=f"{p.name} (portal)")
+        repo.session.commit()
+        return _see("/portal")
 
     @r.get("/portal/devices")
     def portal_devices(request: Request, p: TenantUser, repo: Repo) -> Response:
@@ -431,6 +446,13 @@ def page_router() -> APIRouter:
         return _render(
             request, "partner.html", p, tenant=tenant, warnings=repo.partner_warnings(p.scope, p.partner_id)
         )
+
+    @r.post("/partner/warnings/{warning_id}/ack")
+    def partner_ack(warning_id: IdParam, p: PartnerViewer, repo: Repo) -> Response:
+        assert p.scope is not None and p.partner_id is not None
+        repo.acknowledge_as_partner(p.scope, p.partner_id, warning_id, by=f"{p.name} (partner view)")
+        repo.session.commit()
+        return _see("/partner")
 
     return r
 

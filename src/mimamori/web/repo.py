@@ -32,6 +32,8 @@ from mimamori.incidents.engine import (
     sla_status,
     transition,
 )
+from mimamori.share.partner_warnings import acknowledge_as_partner, acknowledge_in_portal, portal_warnings
+from mimamori.share.partners import ShareError
 
 EVIDENCE_COLUMNS = (
     "@timestamp",
@@ -460,6 +462,23 @@ class TenantRepo:
         return out
 
     # ------------------------------------------------------------------ partner view
+    def received_warnings(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Warnings partners sent to this tenant (when it is a partner of theirs), for its portal."""
+        return portal_warnings(self.session, self.tenant(tenant_id).id)
+
+    def acknowledge_received(self, tenant_id: str, recipient_id: int, by: str) -> None:
+        try:
+            acknowledge_in_portal(self.session, self.tenant(tenant_id).id, recipient_id, by=by)
+        except ShareError as exc:
+            raise NotFoundError(f"warning {recipient_id} not found") from exc
+
+    def acknowledge_as_partner(self, tenant_id: str, partner_id: int, warning_id: int, by: str) -> None:
+        """A partner's user acknowledges a warning the tenant sent it (partner view)."""
+        try:
+            acknowledge_as_partner(self.session, self.tenant(tenant_id).id, partner_id, warning_id, by=by)
+        except ShareError as exc:
+            raise NotFoundError(f"warning {warning_id} not found") from exc
+
     def partner_warnings(self, tenant_id: str, partner_id: int) -> list[dict[str, Any]]:
         """Warnings the tenant sent to this partner: only what it chose to share with it."""
         t = self.tenant(tenant_id)
