@@ -27,6 +27,7 @@ test: $(STAMP) sysdeps
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/beacon.py
+	$(BIN)/python bench/sigma.py
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench
