@@ -81,7 +81,8 @@ def main() -> None:
     scan_rate = big.height / c_scan
     print(f"(b) Sigma scan: {big.height:,} events (corpus x{reps}) in {w_scan:.2f}s wall, {c_scan:.2f}s CPU")
     print(
-        f"    -> {scan_rate:,.0f} events/s per core, {big.height / w_scan:,.0f} events/s wall; {hits:,} detections"
+        f"    -> {scan_rate:,.0f} events/s per core, {big.height / w_scan:,.0f} events/s wall; "
+        f"{hits:,} detections"
     )
     print(f"    ratio scan/parse (events/s per core): {scan_rate / parse_rate:.2f}")
 
