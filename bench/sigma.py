@@ -29,6 +29,8 @@ from typing import Any
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
+# this file's folder is first on sys.path and its name would shadow the `sigma` package (pySigma)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mimamori.sigma.engine import SigmaEngine  # noqa: E402
