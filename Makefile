@@ -29,6 +29,7 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python bench/beacon.py
 	$(BIN)/python bench/false_positives.py
 	$(BIN)/python bench/collect.py
+	$(BIN)/python bench/sigma.py
 
 # Alerts each detector raises on the real data in ../shared/data (false positives apart).
 fp: $(STAMP)

@@ -52,15 +52,15 @@ def test_scan_with_sigmahq_rules_gives_what_the_engine_gives(corpus: Path) -> No
     from mimamori.sigma.rules import load_rules
     from mimamori.sigma.scan import scan_paths
 
-    rules = corpus / "sigma/rules/windows/process_creation"
-    target = corpus / "evtx-attack-samples/Execution"
+    rules = corpus / "sigma/rules/windows/powershell"
+    target = corpus / "evtx-attack-samples"
     r = _run("sigma", "scan", "-r", str(rules), "--json", str(target))
     assert r.exit_code == 0, r.output
     got = {(d["rule_id"], d["file"], d["record_id"]) for d in map(json.loads, r.stdout.splitlines())}
     want = set()
     for frame in scan_paths(load_rules([rules]), [target]):
         want |= set(frame.select("rule.id", "log.file.path", "winlog.record_id").iter_rows())
-    assert got == want and len(got) >= 10
+    assert got == want and len(got) >= 5
 
 
 def test_scan_reports_bad_input_and_goes_on(tmp_path: Path) -> None:

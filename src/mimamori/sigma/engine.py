@@ -40,6 +40,10 @@ DETECTION_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+#: the expressions are already minimal; planning them again for a handful of rows costs more
+_NO_OPT = pl.QueryOptFlags.none()
+
+
 def empty_detections() -> pl.DataFrame:
     return pl.DataFrame(schema=DETECTION_SCHEMA)
 
@@ -68,6 +72,7 @@ class SigmaEngine:
             needs = Needs()
             for v in chosen:
                 needs.update(v.needs)
+                needs.lower |= {f for f, _lit in v.literals or ()}
             plan = self._plans[key] = _Plan(chosen, needs)
         return plan
 
@@ -110,11 +115,81 @@ class SigmaEngine:
             )
         if lower:
             part = part.with_columns(lower)
+        frames: list[pl.DataFrame] = []
+        keep = [c for c in EVENT_COLUMNS if c in part.columns]
+        by_literal = [i for i, v in enumerate(plan.variants) if v.literals]
+        if by_literal:
+            frames.extend(self._by_literals(part, plan, by_literal, keep))
+        rest = [i for i, v in enumerate(plan.variants) if not v.literals]
+        if rest:
+            frames.extend(self._by_prefilters(part, plan, rest, keep))
+        if not frames:
+            return empty_detections()
+        return pl.concat(frames, how="diagonal_relaxed").select(
+            [
+                pl.col(c).cast(t) if c in frames[0].columns else pl.lit(None, dtype=t).alias(c)
+                for c, t in DETECTION_SCHEMA.items()
+            ]
+        )
+
+    def _by_literals(
+        self, part: pl.DataFrame, plan: _Plan, chosen: list[int], keep: list[str]
+    ) -> list[pl.DataFrame]:
+        """Candidate events per rule from one Aho-Corasick pass per field, then each rule's
+        expression on its candidates only."""
+        fields: dict[str, set[str]] = {}
+        owner: dict[tuple[str, str], list[int]] = {}
+        for i in chosen:
+            for f, lit in plan.variants[i].literals or ():
+                fields.setdefault(f, set()).add(lit)
+                owner.setdefault((f, lit), []).append(i)
+        part = part.with_row_index("__pos")
+        pairs: list[pl.DataFrame] = []
+        for f, lits in fields.items():
+            pats = sorted(lits)
+            found = (
+                part.select(
+                    pl.col("__pos"),
+                    pl.col(LC + f).str.extract_many(pats, overlapping=True).alias("__lit"),
+                )
+                .explode("__lit")
+                .drop_nulls("__lit")
+                .unique()
+            )
+            if found.height == 0:
+                continue
+            m = pl.DataFrame(
+                {"__lit": [lit for lit in pats for _ in owner[(f, lit)]],
+                 "__v": [i for lit in pats for i in owner[(f, lit)]]},
+                schema={"__lit": pl.String, "__v": pl.Int64},
+            )  # fmt: skip
+            pairs.append(found.join(m, on="__lit").select("__v", "__pos"))
+        if not pairs:
+            return []
+        cand = pl.concat(pairs).unique().group_by("__v").agg(pl.col("__pos").sort())
+        # only the columns the rules read: a gather of a few rows of a narrow frame is cheap
+        needs = plan.needs
+        cols = sorted({"__row", *keep, *needs.raw, *(LC + f for f in needs.lower)} & set(part.columns))
+        narrow = part.select(cols)
+        out: list[pl.DataFrame] = []
+        for vi, pos in cand.iter_rows():
+            v = plan.variants[int(vi)]
+            hit = narrow[pos].lazy().filter(v.expr).collect(optimizations=_NO_OPT)
+            if hit.height:
+                out.append(
+                    hit.select("__row", *keep).with_columns(pl.lit(v.rule, dtype=pl.Int32).alias("rule"))
+                )
+        return out
+
+    def _by_prefilters(
+        self, part: pl.DataFrame, plan: _Plan, among: list[int], keep: list[str]
+    ) -> list[pl.DataFrame]:
+        variants = [plan.variants[i] for i in among]
         # 1. the cheap prefilters (deduplicated) on every event of the part
         keys: dict[str, int] = {}
         pre_exprs: list[pl.Expr] = []
         slot: list[int | None] = []
-        for v in plan.variants:
+        for v in variants:
             if v.prefilter is None:
                 slot.append(None)
                 continue
@@ -130,7 +205,7 @@ class SigmaEngine:
             pre, pre_any = part.select(pl.lit(True).alias("__p")), ()
         chosen = [i for i, k in enumerate(slot) if k is None or pre_any[k]]
         if not chosen:
-            return empty_detections()
+            return []
         # 2. the full expressions, only on events some chosen prefilter let through
         if all(slot[i] is not None for i in chosen):
             cols = sorted({f"__p{slot[i]}" for i in chosen})
@@ -139,28 +214,20 @@ class SigmaEngine:
             pre = pre.filter(mask)
         exprs = []
         for i in chosen:
-            e = plan.variants[i].expr
+            e = variants[i].expr
             if slot[i] is not None:
                 e = pl.lit(pre[f"__p{slot[i]}"]) & e
             exprs.append(e.alias(f"__v{i}"))
         hits = part.select(pl.col("__row"), *exprs)
         any_hit = hits.select(pl.all().exclude("__row").any()).row(0)
         frames = []
-        keep = [c for c in EVENT_COLUMNS if c in part.columns]
         for i, flag in zip(chosen, any_hit, strict=True):
             if not flag:
                 continue
             rows = hits.filter(pl.col(f"__v{i}"))["__row"]
             ev = part.filter(pl.col("__row").is_in(rows.implode())).select("__row", *keep)
-            frames.append(ev.with_columns(pl.lit(plan.variants[i].rule, dtype=pl.Int32).alias("rule")))
-        if not frames:
-            return empty_detections()
-        return pl.concat(frames, how="diagonal_relaxed").select(
-            [
-                pl.col(c).cast(t) if c in frames[0].columns else pl.lit(None, dtype=t).alias(c)
-                for c, t in DETECTION_SCHEMA.items()
-            ]
-        )
+            frames.append(ev.with_columns(pl.lit(variants[i].rule, dtype=pl.Int32).alias("rule")))
+        return frames
 
 
 def wide_only(frame: pl.DataFrame) -> pl.DataFrame:

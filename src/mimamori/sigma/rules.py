@@ -106,6 +106,9 @@ class CompiledVariant:
     #: every event and ``expr`` only where it holds. None: ``expr`` runs on every event.
     prefilter: pl.Expr | None = None
     prefilter_key: str = ""
+    #: (field, lower-cased literal) pairs of which one occurs in any event ``expr`` matches: the
+    #: engine finds candidate events for all such rules with one Aho-Corasick pass per field
+    literals: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass
@@ -183,6 +186,9 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
     out = CompiledVariant(
         index, variant, expr, comp.needs, channels, _common([_pins(t, "EventID") for t in trees])
     )
+    lits = [_necessary(t) for t in trees]
+    if all(x is not None for x in lits):
+        out.literals = tuple(sorted({p for x in lits if x is not None for p in x}))
     if len(trees) == 1:
         best = min((c for c in _conjuncts(trees[0]) if not _is_pin(c)), key=_cost, default=None)
         if best is not None and _cost(best) < _NOT_SELECTIVE:
@@ -193,6 +199,41 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
 
 
 _NOT_SELECTIVE = 50
+MIN_LITERAL = 3
+
+
+def _necessary(node: Any) -> frozenset[tuple[str, str]] | None:
+    """Literals of which one is in any event the condition matches (None: no such set)."""
+    from sigma.types import SigmaExpansion
+
+    if isinstance(node, ConditionAND):
+        sets = [s for s in (_necessary(a) for a in node.args) if s is not None]
+        if not sets:
+            return None
+        return max(sets, key=lambda s: (min(len(lit) for _f, lit in s), -len(s)))
+    if isinstance(node, ConditionOR):
+        out: set[tuple[str, str]] = set()
+        for a in node.args:
+            got = _necessary(a)
+            if got is None:
+                return None
+            out |= got
+        return frozenset(out)
+    if isinstance(node, ConditionFieldEqualsValueExpression) and node.field and not _is_pin(node):
+        values = node.value.values if isinstance(node.value, SigmaExpansion) else [node.value]
+        found: set[tuple[str, str]] = set()
+        for v in values:
+            if not isinstance(v, SigmaString):
+                return None
+            parts = [p for p in v.s if isinstance(p, str)]
+            if not parts:
+                return None
+            lit = max(parts, key=len).lower()
+            if len(lit) < MIN_LITERAL:
+                return None
+            found.add((node.field, lit))
+        return frozenset(found)
+    return None
 
 
 def _conjuncts(node: Any) -> list[Any]:

@@ -216,7 +216,3 @@ class WinlogJsonParser(_RecordParser):
     def read_records(self, data: bytes, path: str) -> Iterator[ParseResult]:
         for b in read_winlog_json(data, path=path):
             yield parse_result(b, "windows")
-
-
-def records_of(batches: Iterator[WinlogBatch]) -> int:
-    return sum(b.records for b in batches)

@@ -300,14 +300,27 @@ def finish_wide(
         )
     else:
         wide = wide.with_columns(pl.col("winlog.record_id").cast(pl.String).alias("EventRecordID"))
-    exprs: list[pl.Expr] = []
-    ts_src = [c for c in ("TimeCreated", "@timestamp", "UtcTime", "EventTime") if c in wide.columns]
-    ts = pl.coalesce([iso_timestamp(pl.col(c)) for c in ts_src]) if ts_src else pl.lit(None)
-    exprs.append(ts.cast(pl.Datetime("us", "UTC")).alias("@timestamp"))
+    exprs: list[pl.Expr] = [_timestamp(wide).alias("@timestamp")]
     for ecs, src in ECS_FROM_WINDOWS.items():
         if src in wide.columns and ecs not in wide.columns:
             exprs.append(pl.col(src).alias(ecs))
     return wide.with_columns(exprs)
+
+
+_ZULU = "%Y-%m-%dT%H:%M:%S%.fZ"  # SystemTime as the evtx reader writes it
+
+
+def _timestamp(wide: pl.DataFrame) -> pl.Expr:
+    """The event time: SystemTime (fast path, one fixed format), else any ISO-8601 form."""
+    src = [c for c in ("TimeCreated", "@timestamp", "UtcTime", "EventTime") if c in wide.columns]
+    if not src:
+        return pl.lit(None, dtype=pl.Datetime("us", "UTC"))
+    first = wide[src[0]]
+    fast = first.str.to_datetime(_ZULU, strict=False, time_unit="us")
+    if fast.null_count() == 0:
+        return pl.lit(fast.dt.replace_time_zone("UTC"))
+    ts = pl.coalesce([iso_timestamp(pl.col(c)) for c in src])
+    return ts.cast(pl.Datetime("us", "UTC"))
 
 
 def sigma_columns(wide: pl.DataFrame) -> list[str]:

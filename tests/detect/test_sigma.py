@@ -1,0 +1,75 @@
+"""The Sigma detector: built-in rules on archived Windows events -> alerts with kinds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mimamori.detect.base import DetectContext
+from mimamori.detect.sigma import SigmaDetector, builtin_rules_dir, kind_of
+from mimamori.sigma.rules import load_rules
+from mimamori.sources.winlog import RecordBuilder, to_events
+
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _events(rows):
+    b = RecordBuilder("pc.json")
+    for i, r in enumerate(rows, 1):
+        b.add({"Channel": SYSMON, "EventRecordID": i, "Computer": "PC-01", **r}, i, flavour="flat")
+    return to_events(b.take().wide, "windows")
+
+
+def _at(s: int) -> str:
+    return (T0 + timedelta(seconds=s)).isoformat()
+
+
+def test_office_to_powershell_and_shadow_copies_become_alerts_of_their_kinds() -> None:
+    ev = _events([
+        {"EventID": 1, "TimeCreated": _at(0), "ParentImage": "C:\\O\\WINWORD.EXE",
+         "Image": "C:\\W\\powershell.exe", "CommandLine": "powershell -nop -w hidden -enc SQBFAFgA"},
+        {"EventID": 1, "TimeCreated": _at(60), "Image": "C:\\W\\vssadmin.exe",
+         "CommandLine": "vssadmin delete shadows /all /quiet"},
+        {"EventID": 1, "TimeCreated": _at(90), "Image": "C:\\W\\notepad.exe", "CommandLine": "notepad"},
+    ])  # fmt: skip
+    alerts = SigmaDetector().detect(ev, DetectContext(tenant="t", batch_id="b1"))
+    got = sorted((a.kind, a.severity, a.evidence["rule"], tuple(a.evidence["records"])) for a in alerts)
+    assert got == [
+        ("emotet", "high", "Office Application Starts a Script Interpreter", (1,)),
+        ("emotet", "high", "PowerShell With an Encoded or Hidden Command", (1,)),
+        ("ransomware", "critical", "Shadow Copies or Backups Deleted", (2,)),
+    ]
+    assert all(a.host == "PC-01" and "host:PC-01" in a.keys for a in alerts)
+    assert len({a.dedup_key for a in alerts}) == 3
+
+
+def test_mass_encryption_correlation_and_min_level() -> None:
+    rows = [
+        {"EventID": 11, "TimeCreated": _at(i * 5), "TargetFilename": f"C:\\D\\f{i}.xlsx.locked"}
+        for i in range(25)
+    ]
+    alerts = SigmaDetector().detect(_events(rows), DetectContext(tenant="t", batch_id="b2"))
+    by_rule = {a.evidence["rule"]: a for a in alerts}
+    assert set(by_rule) == {"File Written With a Ransomware Extension", "Mass File Encryption"}
+    assert by_rule["Mass File Encryption"].severity == "critical"
+    assert by_rule["File Written With a Ransomware Extension"].event_count == 25
+    only_high = SigmaDetector(min_level="high").detect(
+        _events(rows), DetectContext(tenant="t", batch_id="b2")
+    )
+    assert [a.evidence["rule"] for a in only_high] == ["Mass File Encryption"]
+
+
+def test_no_windows_events_no_work() -> None:
+    from mimamori.events.schema import empty_events
+
+    det = SigmaDetector()
+    assert det.detect(empty_events(), DetectContext(tenant="t", batch_id="b")) == []
+    assert det._ruleset is None  # rules are loaded on the first Windows batch only
+
+
+def test_kind_mapping_from_data() -> None:
+    rs = load_rules([builtin_rules_dir()])
+    kinds = {r.title: kind_of(r) for r in rs.rules}
+    assert kinds["Non-Mail Program Connects to an SMTP Port"] == "emotet"
+    assert kinds["Ransom Note Written"] == "ransomware"  # by its ATT&CK tag t1486
+    assert rs.failed == [] and len(rs.correlations) == 1
