@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.cliutil import DataDir, JsonOut, console, err
+from mimamori.cliutil import print_json as _print_json
+from mimamori.cliutil import session as _session
 from mimamori.collect.cli import collect_app
 from mimamori.config import Settings
 from mimamori.incidents.personal_data import app as datascope_app
@@ -41,14 +39,6 @@ app.add_typer(users_app, name="users")  # mimamori.web: console accounts
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(collect_app, name="collect")  # mimamori.collect: sensors, syslog senders, spool
 
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database and archive live"),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="tenant id")]
 
 
@@ -70,25 +60,6 @@ def _platform(data_dir: Path | None) -> Any:
     from mimamori.pipeline import Platform
 
     return Platform(_settings(data_dir))
-
-
-@contextmanager
-def _session(data_dir: Path | None) -> Iterator[Any]:
-    from mimamori.db.session import init_db, make_engine, session_scope
-
-    settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        init_db(engine)
-        with session_scope(engine) as s:
-            yield s
-    finally:
-        engine.dispose()
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
 def _progress() -> Progress:

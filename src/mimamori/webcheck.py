@@ -22,7 +22,6 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -31,6 +30,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mimamori.cliutil import DataDir, session
 from mimamori.db.models import Tenant
 from mimamori.db.models_internet import CheckoutPage
 from mimamori.detect.base import AlertDraft
@@ -297,15 +297,6 @@ def _alert(page: CheckoutPage, result: CheckResult, now: datetime) -> AlertDraft
 app = typer.Typer(
     no_args_is_help=True, help="Payment-page integrity (card skimming): register, approve, check."
 )
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database lives")
-]
-
-
-def _db(data_dir: Path | None) -> Any:
-    from mimamori.cli import _session
-
-    return _session(data_dir)
 
 
 @app.command("register")
@@ -316,7 +307,7 @@ def cli_register(
     data_dir: DataDir = None,
 ) -> None:
     """Register a checkout page; its current scripts become the approved baseline."""
-    with _db(data_dir) as s:
+    with session(data_dir) as s:
         try:
             page = register_page(s, tenant, url, name=name)
         except (ValueError, httpx.HTTPError) as exc:
@@ -336,7 +327,7 @@ def cli_list(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None, data_dir: DataDir = None
 ) -> None:
     """Registered checkout pages and the result of their last check."""
-    with _db(data_dir) as s:
+    with session(data_dir) as s:
         stmt = select(CheckoutPage).order_by(CheckoutPage.id)
         if tenant:
             stmt = stmt.where(CheckoutPage.tenant_id == tenant)
@@ -361,12 +352,12 @@ def cli_check(
     import time
 
     while every > 0:  # a simple scheduler: never returns; each round is its own transaction
-        with _db(data_dir) as s:
+        with session(data_dir) as s:
             for r in check_pages(s, tenant):
                 if r.status != "ok":
                     typer.echo(f"{datetime.now(UTC).isoformat()}\t{r.status}\t{r.tenant}\t{r.url}")
         time.sleep(every)
-    with _db(data_dir) as s:
+    with session(data_dir) as s:
         results = check_pages(s, tenant)
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results], ensure_ascii=False))

@@ -5,30 +5,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from mimamori.cliutil import DataDir, JsonOut, console, err
+from mimamori.cliutil import fail as _fail
 from mimamori.config import Settings
 
 collect_app = typer.Typer(no_args_is_help=True, help="Collection: sensor tokens, syslog senders, spool.")
 sensor_app = typer.Typer(no_args_is_help=True, help="Sensors: HTTP ingest tokens and syslog addresses.")
 collect_app.add_typer(sensor_app, name="sensor")
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database and archive live"),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
-
-
-def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/] {msg}")
-    raise typer.Exit(2)
 
 
 @sensor_app.command("add")

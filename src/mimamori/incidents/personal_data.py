@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mimamori.cliutil import DataDir, session
 from mimamori.db.models import Alert, Incident
 from mimamori.db.models_internet import DataScope
 
@@ -183,9 +183,6 @@ def scoped_systems(session: Session, inc: Incident) -> list[tuple[DataScope, boo
 # ------------------------------------------------------------------------------ CLI
 
 app = typer.Typer(no_args_is_help=True, help="Systems holding personal or card data (PPC report duties).")
-DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database lives")
-]
 
 
 @app.command("add")
@@ -200,10 +197,9 @@ def cli_add(
     data_dir: DataDir = None,
 ) -> None:
     """Tag a system of a tenant as holding personal data (and card / sensitive data)."""
-    from mimamori.cli import _session
     from mimamori.db.models import Tenant
 
-    with _session(data_dir) as s:
+    with session(data_dir) as s:
         if s.get(Tenant, tenant) is None:
             typer.echo(f"error: unknown tenant {tenant!r}", err=True)
             raise typer.Exit(2)
@@ -221,9 +217,7 @@ def cli_list(
     tenant: Annotated[str | None, typer.Option("--tenant", "-t")] = None, data_dir: DataDir = None
 ) -> None:
     """Tagged systems."""
-    from mimamori.cli import _session
-
-    with _session(data_dir) as s:
+    with session(data_dir) as s:
         stmt = select(DataScope).order_by(DataScope.tenant_id, DataScope.id)
         if tenant:
             stmt = stmt.where(DataScope.tenant_id == tenant)

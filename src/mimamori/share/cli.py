@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mimamori.config import Settings
+from mimamori.cliutil import DataDir, JsonOut, console, err, session
+from mimamori.cliutil import print_json as _print_json
 
 share_app = typer.Typer(
     no_args_is_help=True, help="Supply-chain sharing: partners, warnings, TLP, STIX/TAXII/MISP."
@@ -43,14 +42,6 @@ share_app.add_typer(info_app, name="infoclass")
 share_app.add_typer(disc_app, name="disclosure")
 share_app.add_typer(block_app, name="block")
 
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database and archive live"),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 TlpOpt = Annotated[str, typer.Option("--tlp", help="CLEAR, GREEN, AMBER, AMBER+STRICT or RED")]
 SmtpHost = Annotated[str, typer.Option("--smtp-host", envvar="MIMAMORI_SMTP_HOST")]
 SmtpPort = Annotated[int, typer.Option("--smtp-port", envvar="MIMAMORI_SMTP_PORT")]
@@ -62,30 +53,13 @@ AckBase = Annotated[
 ]
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-@contextmanager
-def _session(data_dir: Path | None) -> Iterator[Any]:
-    """A migrated session; user errors become a message and exit status 2."""
-    from mimamori.db.session import init_db, make_engine, session_scope
+def _session(data_dir: Path | None) -> AbstractContextManager[Any]:
+    """A migrated session; sharing, TLP and incident errors become a message and exit 2."""
     from mimamori.incidents.engine import IncidentError
     from mimamori.share.partners import ShareError
     from mimamori.share.tlp import TlpViolation
 
-    settings = Settings.load(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        init_db(engine)
-        with session_scope(engine) as s:
-            yield s
-    except (ShareError, TlpViolation, IncidentError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    return session(data_dir, errors=(ShareError, TlpViolation, IncidentError, ValueError))
 
 
 def _tlp(text: str) -> Any:

@@ -17,23 +17,18 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mimamori.cliutil import console, err
+from mimamori.cliutil import fail as _fail
 from mimamori.sigma.errors import SigmaEngineError
 from mimamori.sigma.rules import LEVELS, level_rank, load_rules
 
 sigma_app = typer.Typer(no_args_is_help=True, help="Sigma rules on Windows event logs (EVTX, JSON).")
-out = Console()
-err = Console(stderr=True)
+out = console
 
 RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/latest/download/sigma_all_rules.zip"
-
-
-def _fail(msg: str) -> None:
-    err.print(f"[red]error:[/red] {msg}")
-    raise typer.Exit(2)
 
 
 def _tactics(tags: list[str] | None) -> str:

@@ -6,52 +6,24 @@ Listings and creations take ``--json``. User errors exit with status 2.
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mimamori.config import Settings
+from mimamori.cliutil import DataDir, JsonOut, console, session
+from mimamori.cliutil import print_json as _print_json
 
 users_app = typer.Typer(no_args_is_help=True, help="Web console users: add, list, disable, unlock.")
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens for scripts: create, list, revoke.")
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", envvar="MIMAMORI_HOME", help="where the database and archive live"),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON output")]
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
-@contextmanager
-def _session(data_dir: Path | None) -> Iterator[Any]:
-    from mimamori.db.session import init_db, make_engine, session_scope
+def _session(data_dir: Path | None) -> AbstractContextManager[Any]:
     from mimamori.web.accounts import AccountError
 
-    settings = Settings.load(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        init_db(engine)
-        with session_scope(engine) as s:
-            yield s
-    except AccountError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    return session(data_dir, errors=(AccountError,))
 
 
 @users_app.command("add")
