@@ -24,9 +24,11 @@ import base64
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from mimamori.demo.generate import add_to_manifest
 
 SCENARIO_KINDS = {5: "emotet", 9: "ransomware"}
 SCENARIO_ALSO = {5: ["endpoint_threat"], 9: ["endpoint_threat"]}
@@ -388,18 +390,4 @@ def _scenario9(
 def extend_manifest(out_dir: Path, *, seed: int, start: datetime, hours: int) -> None:
     """Add the two tenants, their files and scenarios to ``out_dir/manifest.json``."""
     rng = random.Random(f"endpoint-{seed}")
-    start = start.astimezone(UTC)
-    man = json.loads((out_dir / "manifest.json").read_text("utf-8"))
-    files: list[Any] = []
-    truths: list[dict[str, Any]] = []
-    for build in (_scenario5, _scenario9):
-        f, truth = build(out_dir, rng, start, hours)
-        files += f
-        truths.append(truth)
-    known = {t["id"] for t in man["tenants"]}
-    man["tenants"] += [t for t in TENANTS if t["id"] not in known]
-    man["files"] += files
-    man["scenarios"] = sorted([*man["scenarios"], *truths], key=lambda s: s["scenario"])
-    (out_dir / "manifest.json").write_text(
-        json.dumps(man, ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n"
-    )
+    add_to_manifest(out_dir, TENANTS, (_scenario5, _scenario9), rng=rng, start=start, hours=hours)

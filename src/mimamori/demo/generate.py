@@ -38,6 +38,7 @@ import json
 import random
 import string
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from importlib import resources
@@ -317,6 +318,38 @@ class DemoManifest:
             if s["scenario"] == number:
                 return s
         raise KeyError(number)
+
+
+#: a scenario builder of the add-on modules: (out_dir, rng, start, hours) -> (files, truth)
+ScenarioBuilder = Callable[[Path, random.Random, datetime, int], tuple[list[Any], dict[str, Any]]]
+
+
+def add_to_manifest(
+    out_dir: Path,
+    tenants: list[dict[str, Any]],
+    builders: Iterable[ScenarioBuilder],
+    *,
+    rng: random.Random,
+    start: datetime,
+    hours: int,
+) -> None:
+    """Add tenants and the files and scenarios the builders write to ``out_dir/manifest.json``
+    (the add-on scenario modules ``demo.internet`` and ``demo.endpoint`` use it)."""
+    start = start.astimezone(UTC)
+    man = json.loads((out_dir / "manifest.json").read_text("utf-8"))
+    files: list[Any] = []
+    truths: list[dict[str, Any]] = []
+    for build in builders:
+        f, truth = build(out_dir, rng, start, hours)
+        files += f
+        truths.append(truth)
+    known = {t["id"] for t in man["tenants"]}
+    man["tenants"] += [t for t in tenants if t["id"] not in known]
+    man["files"] += files
+    man["scenarios"] = sorted([*man["scenarios"], *truths], key=lambda s: s["scenario"])
+    (out_dir / "manifest.json").write_text(
+        json.dumps(man, ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n"
+    )
 
 
 def read_manifest(out_dir: Path) -> DemoManifest:

@@ -35,6 +35,7 @@ from typing import Any
 
 from mimamori.db.models import Tenant
 from mimamori.db.models_internet import DataScope
+from mimamori.demo.generate import add_to_manifest
 
 SCENARIO_KINDS = {8: "account_takeover", 10: "member_data_enumeration", 11: "card_skimming"}
 SCENARIO_ALSO = {
@@ -395,20 +396,8 @@ def _scenario11(
 def extend_manifest(out_dir: Path, *, seed: int, start: datetime, hours: int) -> None:
     """Add the three tenants, their files and scenarios to ``out_dir/manifest.json``."""
     rng = random.Random(f"internet-{seed}")
-    start = start.astimezone(UTC)
-    man = json.loads((out_dir / "manifest.json").read_text("utf-8"))
-    files: list[Any] = []
-    truths: list[dict[str, Any]] = []
-    for build in (_scenario8, _scenario10, _scenario11):
-        f, truth = build(out_dir, rng, start, hours)
-        files += f
-        truths.append(truth)
-    known = {t["id"] for t in man["tenants"]}
-    man["tenants"] += [t for t in TENANTS if t["id"] not in known]
-    man["files"] += files
-    man["scenarios"] = sorted([*man["scenarios"], *truths], key=lambda s: s["scenario"])
-    (out_dir / "manifest.json").write_text(
-        json.dumps(man, ensure_ascii=False, indent=2) + "\n", encoding="utf-8", newline="\n"
+    add_to_manifest(
+        out_dir, TENANTS, (_scenario8, _scenario10, _scenario11), rng=rng, start=start, hours=hours
     )
 
 
