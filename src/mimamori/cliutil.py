@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from mimamori.config import Settings
 
@@ -27,6 +28,14 @@ JsonOut = Annotated[bool, typer.Option("--json", help="machine-readable JSON out
 
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def print_table(rows: list[dict[str, Any]], keys: list[str], headers: list[str] | None = None) -> None:
+    """Rows as a Rich table of the given keys (missing and null values blank)."""
+    table = Table(*(headers or keys))
+    for r in rows:
+        table.add_row(*["" if r.get(k) is None else str(r[k]) for k in keys])
+    console.print(table)
 
 
 def fail(msg: str) -> None:

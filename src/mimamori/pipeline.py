@@ -182,6 +182,10 @@ class Platform:
             tenant = session.get(Tenant, tenant_id)
             assert tenant is not None
             grouping = ingest_alerts(session, tenant, drafts) if group else GroupingResult()
+            report.alerts = grouping.alerts_new
+            report.duplicate_alerts = grouping.alerts_duplicate
+            report.incidents_opened = grouping.incidents_opened
+            report.incidents_updated = sorted(grouping.incidents_updated)
             session.add(
                 IngestRun(
                     tenant_id=tenant_id,
@@ -205,12 +209,7 @@ class Platform:
                 if sensor is not None:
                     sensor.last_seen_at = utcnow()
             if on_commit is not None:
-                report.alerts = grouping.alerts_new
                 on_commit(session, report)
-        report.alerts = grouping.alerts_new
-        report.duplicate_alerts = grouping.alerts_duplicate
-        report.incidents_opened = grouping.incidents_opened
-        report.incidents_updated = sorted(grouping.incidents_updated)
         return report
 
     def _results(

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from mimamori.cliutil import DataDir, JsonOut, console, err, session
+from mimamori.cliutil import DataDir, JsonOut, console, err, print_table, session
 from mimamori.cliutil import print_json as _print_json
 
 share_app = typer.Typer(
@@ -75,13 +74,6 @@ def _smtp(host: str, port: int, sender: str, starttls: bool, base: str) -> Any:
     from mimamori.share.partner_warnings import SmtpConfig
 
     return SmtpConfig(host=host, port=port, sender=sender, starttls=starttls, ack_base_url=base)
-
-
-def _table(rows: list[dict[str, Any]], cols: list[str]) -> None:
-    t = Table(*cols)
-    for r in rows:
-        t.add_row(*[str(r.get(c, "")) for c in cols])
-    console.print(t)
 
 
 # ------------------------------------------------------------------------------ partners
@@ -152,7 +144,7 @@ def partner_list(tenant: str, data_dir: DataDir = None, as_json: JsonOut = False
     for r in rows:
         r["contacts"] = ", ".join(c["email"] for c in r["contacts"])
         r["domains"] = ", ".join(r["domains"])
-    _table(rows, ["id", "name", "relation", "domains", "customer_tenant", "contacts"])
+    print_table(rows, ["id", "name", "relation", "domains", "customer_tenant", "contacts"])
 
 
 # ------------------------------------------------------------------------------ groups
@@ -237,7 +229,7 @@ def group_list(
             f"{m['member']}:{m['name']}({m['role']}{'' if m['consent'] else ', no consent'})"
             for m in r["members"]
         )
-    _table(rows, ["id", "name", "kind", "lead", "collection", "members"])
+    print_table(rows, ["id", "name", "kind", "lead", "collection", "members"])
 
 
 @group_app.command("key")
@@ -296,7 +288,7 @@ def perm_list(tenant: str, data_dir: DataDir = None, as_json: JsonOut = False) -
 
     with _session(data_dir) as s:
         rows = [permission_dict(p) for p in list_permissions(s, tenant)]
-    _print_json(rows) if as_json else _table(
+    _print_json(rows) if as_json else print_table(
         rows, ["id", "provider", "max_tlp", "incident", "granted_by", "revoked_at"]
     )
 
@@ -346,7 +338,7 @@ def warn_send(
     with _session(data_dir) as s:
         w = send_warning(s, tenant, warning, _smtp(smtp_host, smtp_port, smtp_from, smtp_starttls, link_base))
         rows = [r for r in who_knows(s, tenant, w.incident_id) if r["warning"] == w.id]
-    _table(rows, ["partner", "email", "state", "error"])
+    print_table(rows, ["partner", "email", "state", "error"])
 
 
 @warn_app.command("chase")
@@ -384,7 +376,7 @@ def warn_status(tenant: str, incident: int, data_dir: DataDir = None, as_json: J
 
     with _session(data_dir) as s:
         rows = who_knows(s, tenant, incident)
-    _print_json(rows) if as_json else _table(
+    _print_json(rows) if as_json else print_table(
         rows, ["warning", "partner", "email", "state", "acknowledged_at", "chases"]
     )
 
@@ -477,7 +469,7 @@ def check_summary(request: int, data_dir: DataDir = None, as_json: JsonOut = Fal
         _print_json(out)
         return
     console.print(f"{out['title']}: {out['answered']}/{out['asked']} answered, counts {out['counts']}")
-    _table(out["members"], ["member", "role", "status", "answered_at", "late", "chases", "findings"])
+    print_table(out["members"], ["member", "role", "status", "answered_at", "late", "chases", "findings"])
 
 
 # ------------------------------------------------------------------------------ exchange
@@ -600,7 +592,7 @@ def info_reports(tenant: str, incident: int, data_dir: DataDir = None, as_json: 
         return
     reached, held = ", ".join(out["reached"]) or "-", ", ".join(out["held_elsewhere"]) or "-"
     console.print(f"reached: {reached}; held elsewhere: {held}")
-    _table(out["reports"], ["authority_ja", "obligation", "deadline_ja", "because"])
+    print_table(out["reports"], ["authority_ja", "obligation", "deadline_ja", "because"])
 
 
 # ------------------------------------------------------------------------------ disclosure
@@ -726,7 +718,7 @@ def block_list(
     with _session(data_dir) as s:
         rows = [entry_dict(e) for e in list_entries(s, tenant, state)]
     cols = ["id", "type", "value", "state", "source", "expires_at"]
-    _print_json(rows) if as_json else _table(rows, cols)
+    _print_json(rows) if as_json else print_table(rows, cols)
 
 
 @block_app.command("expire")

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from mimamori.cliutil import DataDir, JsonOut, console, session
+from mimamori.cliutil import DataDir, JsonOut, console, print_table, session
 from mimamori.cliutil import print_json as _print_json
 
 users_app = typer.Typer(no_args_is_help=True, help="Web console users: add, list, disable, unlock.")
@@ -88,18 +87,11 @@ def users_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     if as_json:
         _print_json(rows)
         return
-    table = Table("user", "role", "tenant", "totp", "disabled", "locked until", "last sign-in")
-    for r in rows:
-        table.add_row(
-            str(r["username"]),
-            str(r["role"]),
-            str(r["tenant"] or ""),
-            str(r["totp"]),
-            str(r["disabled"]),
-            str(r["locked_until"] or ""),
-            str(r["last_login_at"] or ""),
-        )
-    console.print(table)
+    print_table(
+        rows,
+        ["username", "role", "tenant", "totp", "disabled", "locked_until", "last_login_at"],
+        ["user", "role", "tenant", "totp", "disabled", "locked until", "last sign-in"],
+    )
 
 
 @users_app.command("disable")
@@ -157,18 +149,11 @@ def tokens_list(
     if as_json:
         _print_json(rows)
         return
-    table = Table("id", "name", "tenant", "role", "created", "revoked", "last used")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            str(r["name"]),
-            str(r["tenant"]),
-            str(r["role"]),
-            str(r["created_at"]),
-            str(r["revoked_at"] or ""),
-            str(r["last_used_at"] or ""),
-        )
-    console.print(table)
+    print_table(
+        rows,
+        ["id", "name", "tenant", "role", "created_at", "revoked_at", "last_used_at"],
+        ["id", "name", "tenant", "role", "created", "revoked", "last used"],
+    )
 
 
 @tokens_app.command("revoke")

@@ -194,17 +194,20 @@ class TenantRepo:
         self.session.flush()
         return inc
 
-    def set_task(self, incident_id: int, task_id: int, done: bool) -> PlaybookTask:
-        inc = self.incident(incident_id)
-        task = self.session.scalar(
-            select(PlaybookTask).where(
-                PlaybookTask.id == task_id,
-                PlaybookTask.incident_id == inc.id,
-                PlaybookTask.tenant_id == inc.tenant_id,
+    def _of_incident(self, model: Any, row_id: int, inc: Incident, what: str) -> Any:
+        """A row (task, visit) that belongs to this incident of this tenant, else 404."""
+        row = self.session.scalar(
+            select(model).where(
+                model.id == row_id, model.incident_id == inc.id, model.tenant_id == inc.tenant_id
             )
         )
-        if task is None:
-            raise NotFoundError(f"task {task_id} not found")
+        if row is None:
+            raise NotFoundError(f"{what} {row_id} not found")
+        return row
+
+    def set_task(self, incident_id: int, task_id: int, done: bool) -> PlaybookTask:
+        inc = self.incident(incident_id)
+        task: PlaybookTask = self._of_incident(PlaybookTask, task_id, inc, "task")
         if task.done != done:
             task.done = done
             task.done_by = self.actor if done else None
@@ -269,15 +272,7 @@ class TenantRepo:
         self, incident_id: int, visit_id: int, arrived_at: datetime | None, findings: str | None
     ) -> OnsiteVisit:
         inc = self.incident(incident_id)
-        visit = self.session.scalar(
-            select(OnsiteVisit).where(
-                OnsiteVisit.id == visit_id,
-                OnsiteVisit.incident_id == inc.id,
-                OnsiteVisit.tenant_id == inc.tenant_id,
-            )
-        )
-        if visit is None:
-            raise NotFoundError(f"visit {visit_id} not found")
+        visit: OnsiteVisit = self._of_incident(OnsiteVisit, visit_id, inc, "visit")
         if arrived_at is not None:
             visit.arrived_at = arrived_at
         if findings:
