@@ -707,6 +707,29 @@ def test_underscore_keys(conn_json: list[str]) -> None:
 
 
 @pytest.mark.corpus
+@pytest.mark.parametrize("variant", ["underscore", "nested", "iso_ts"])
+def test_later_lines_unlike_the_first(conn_json: list[str], variant: str) -> None:
+    """The read schema follows the first line (numeric ``ts``, dotted keys); later lines that
+    differ are still read in full, each the same as when written like the first."""
+    lines = conn_json[:6]
+    expected = parse_file(ZeekParser(), "\n".join(lines).encode(), "conn.log").events
+    changed = [json.loads(ln) for ln in lines]
+    for obj in changed[3:]:
+        if variant == "underscore":
+            for k in [k for k in obj if k.startswith("id.")]:
+                obj["id_" + k[3:]] = obj.pop(k)
+        elif variant == "nested":
+            obj["id"] = {k[3:]: obj.pop(k) for k in [k for k in obj if k.startswith("id.")]}
+        else:
+            obj["ts"] = datetime.fromtimestamp(obj["ts"], UTC).isoformat().replace("+00:00", "Z")
+    parsed = parse_file(ZeekParser(), "\n".join(json.dumps(o) for o in changed).encode(), "conn.log")
+    assert parsed.quarantine.height == 0
+    assert parsed.events.height == len(lines)
+    for line in range(1, len(lines) + 1):
+        assert event_at(parsed.events, line) == event_at(expected, line)
+
+
+@pytest.mark.corpus
 def test_nested_id_object(conn_json: list[str]) -> None:
     obj = json.loads(conn_json[0])
     nested = {k: v for k, v in obj.items() if not k.startswith("id.")}

@@ -88,19 +88,22 @@ def _flatten(df: pl.DataFrame) -> pl.DataFrame:
         structs = [c for c, t in df.schema.items() if isinstance(t, pl.Struct)]
         if not structs:
             return df
-        exprs: list[pl.Expr] = []
-        # A literal dotted key ({"id.orig_h": ..}) wins over the same name nested ({"id": {..}}).
-        taken = {c for c in df.columns if c not in structs}
+        # A literal dotted key ({"id.orig_h": ..}) wins over the same name nested ({"id": {..}})
+        # on a line that has both; lines with only one of them keep that one.
+        exprs: dict[str, pl.Expr] = {}
         for c, t in df.schema.items():
-            if c in structs:
-                assert isinstance(t, pl.Struct)
-                for f in t.fields:
-                    if f"{c}.{f.name}" not in taken:
-                        taken.add(f"{c}.{f.name}")
-                        exprs.append(pl.col(c).struct.field(f.name).alias(f"{c}.{f.name}"))
-            else:
-                exprs.append(pl.col(c))
-        df = df.select(exprs)
+            if c not in structs:
+                exprs.setdefault(c, pl.col(c))
+                continue
+            assert isinstance(t, pl.Struct)
+            for f in t.fields:
+                name = f"{c}.{f.name}"
+                nested = pl.col(c).struct.field(f.name)
+                if name in df.columns and not (df.schema[name].is_nested() or f.dtype.is_nested()):
+                    exprs[name] = pl.coalesce(pl.col(name), nested.cast(df.schema[name], strict=False))
+                elif name not in df.columns:
+                    exprs.setdefault(name, nested)
+        df = df.select(e.alias(n) for n, e in exprs.items())
 
 
 def json_lines(lines: pl.DataFrame, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:

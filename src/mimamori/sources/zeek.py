@@ -634,75 +634,113 @@ class ZeekParser(SourceParser):
 def _read_json(rows: pl.DataFrame, state: _FileState, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Zeek JSON lines -> a frame holding the fields the mappings read.
 
-    Fast path: one NDJSON read with an explicit schema of only the fields the batch's log
-    types need, which skips schema inference. The types are guessed from the file name and
-    the first line and, if ``_path`` shows others, the batch is read once more. Anything
-    unusual (invalid lines, nested objects, a value of an unexpected JSON type) goes through
+    Fast path: ``_read_ndjson`` (one NDJSON read with an explicit schema). Anything unusual
+    (invalid lines, nested objects, a value of an unexpected JSON type) goes through
     ``json_lines``, which checks each line, quarantines the bad ones and infers types.
     """
     texts = rows[TEXT]
     buf = texts.str.join("\n").cast(pl.Binary).item()  # bytes without a Python str copy
-    known = {state.file_type} if state.file_type else set()
-    guess = known | _first_path(texts[0])
-    for _ in range(2):
-        try:
-            df = pl.read_ndjson(buf, schema=_json_schema(frozenset(guess)))
-        except Exception:
-            break
-        if df.height != rows.height or df["id"].str.starts_with("{").any():
-            break  # nested ``{"id": {"orig_h": ...}}`` objects: let json_lines flatten them
-        paths = df["_path"]
-        need = known | set(paths.drop_nulls().unique().to_list())
-        if paths.null_count() and not state.file_type:
-            need |= _FINGERPRINT_TYPES
-        if need <= guess:
-            return df.with_columns(rows[LINE]), empty_quarantine()
-        guess |= need
+    df = _read_ndjson(buf, texts[0], rows.height, state)
+    if df is not None:
+        return df.with_columns(rows[LINE]), empty_quarantine()
     return json_lines(rows, path)
 
 
 def _read_json_raw(raw: bytes, first_line: int, n_lines: int, state: _FileState) -> pl.DataFrame | None:
     """The fast path of ``_read_json`` on a clean block's bytes; None when it does not apply."""
-    known = {state.file_type} if state.file_type else set()
     first = raw[: raw.find(b"\n")] if b"\n" in raw else raw
-    guess = known | _first_path(first.decode("utf-8"))
-    for _ in range(2):
+    df = _read_ndjson(raw, first.decode("utf-8"), n_lines, state)
+    if df is None:
+        return None
+    return df.with_columns(pl.int_range(first_line, first_line + n_lines, dtype=pl.Int64).alias(LINE))
+
+
+def _read_ndjson(buf: bytes, first: str, n_lines: int, state: _FileState) -> pl.DataFrame | None:
+    """One NDJSON read with an explicit schema of only the fields the batch's log types need,
+    which skips schema inference; None when the batch needs the careful path.
+
+    The types are guessed from the file name and the first line and, if ``_path`` shows
+    others, the batch is read once more. The first line also tells whether ``ts`` is a number
+    and which spelling the connection fields use (``id.orig_h`` or ``id_orig_h``), so the
+    common case reads neither a number as text nor columns that cannot occur; a later line
+    that disagrees (a parse error, or the spelling's field missing) costs one read with the
+    general schema.
+    """
+    known = {state.file_type} if state.file_type else set()
+    hints = _first_line_hints(first)
+    guess = known | hints.paths
+    general = _Hints(hints.paths)
+    for _ in range(4):
         try:
-            df = pl.read_ndjson(raw, schema=_json_schema(frozenset(guess)))
+            df = pl.read_ndjson(buf, schema=_json_schema(frozenset(guess), hints))
         except Exception:
+            if hints == general:
+                return None
+            hints = general
+            continue
+        if df.height != n_lines:
             return None
-        if df.height != n_lines or df["id"].str.starts_with("{").any():
-            return None
+        if hints.spelling in df.columns and df[hints.spelling].null_count():
+            hints = general  # some line spells its fields differently (or nests them)
+            continue
+        if "id" in df.columns and df["id"].str.starts_with("{").any():
+            return None  # nested ``{"id": {"orig_h": ...}}`` objects: json_lines flattens them
         paths = df["_path"]
         need = known | set(paths.drop_nulls().unique().to_list())
         if paths.null_count() and not state.file_type:
             need |= _FINGERPRINT_TYPES
         if need <= guess:
-            return df.with_columns(pl.int_range(first_line, first_line + n_lines, dtype=pl.Int64).alias(LINE))
+            return df
         guess |= need
     return None
 
 
-def _first_path(line: str) -> set[str]:
+@dataclass(frozen=True)
+class _Hints:
+    """What the first JSON line of a batch says about the rest."""
+
+    paths: frozenset[str] = frozenset()
+    ts_number: bool = False
+    #: ``id.orig_h`` or ``id_orig_h`` when the first line has that key, else None
+    spelling: str | None = None
+
+
+def _first_line_hints(line: str) -> _Hints:
     try:
-        value = json.loads(line).get("_path")
-    except (ValueError, AttributeError, RecursionError):
-        return set()
-    return {value} if isinstance(value, str) else set()
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return _Hints()
+    if not isinstance(obj, dict):
+        return _Hints()
+    path = obj.get("_path")
+    ts = obj.get("ts")
+    spelling = next((k for k in ("id.orig_h", "id_orig_h") if k in obj and "id" not in obj), None)
+    return _Hints(
+        frozenset({path}) if isinstance(path, str) else frozenset(),
+        isinstance(ts, int | float) and not isinstance(ts, bool),
+        spelling,
+    )
 
 
 _FINGERPRINT_TYPES = frozenset(t for t, _ in FINGERPRINTS)
 
 
 @lru_cache(maxsize=64)
-def _json_schema(types: frozenset[str]) -> dict[str, pl.DataType]:
+def _json_schema(types: frozenset[str], hints: _Hints = _Hints()) -> dict[str, pl.DataType]:
     """NDJSON read schema for these log types: their fields, with Zeek's JSON value types."""
     fields: set[str] = {"_path", "id"}
     for t in types:
         fields |= _referenced(_mapping_for(t))
         fields.update(f for fp_type, needed in FINGERPRINTS if fp_type == t for f in needed)
     fields.update([alt for alt, dotted in _UNDERSCORE_KEYS.items() if dotted in fields])
-    return {f: JSON_TYPES.get(_UNDERSCORE_KEYS.get(f, f), pl.String()) for f in sorted(fields)}
+    if hints.spelling == "id.orig_h":
+        fields -= {"id", *_UNDERSCORE_KEYS}
+    elif hints.spelling == "id_orig_h":
+        fields -= {"id", *_UNDERSCORE_KEYS.values()}
+    schema = {f: JSON_TYPES.get(_UNDERSCORE_KEYS.get(f, f), pl.String()) for f in sorted(fields)}
+    if hints.ts_number and "ts" in schema:
+        schema["ts"] = pl.Float64()
+    return schema
 
 
 def _quarantine(rows: pl.DataFrame, path: str, reason: pl.Expr) -> pl.DataFrame:
