@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from mimamori import yamlio
+
 __all__ = [
     "EolError",
     "EolTable",
@@ -387,7 +389,7 @@ class EolTable:
         if len(parts) < 3:
             raise EolError(str(path), "no YAML front matter")
         try:
-            front = yaml.safe_load(parts[1])
+            front = yamlio.safe_load(parts[1])
         except yaml.YAMLError as exc:
             raise EolError(str(path), f"bad front matter: {exc}") from exc
         releases = front.get("releases") if isinstance(front, dict) else None
@@ -447,7 +449,7 @@ def build_data(products_dir: str | Path, source: str) -> dict[str, Any]:
 @cache
 def _shipped() -> dict[str, Any]:
     text = resources.files("mimamori.assets").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = yamlio.safe_load(text)
     return data
 
 

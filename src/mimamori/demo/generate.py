@@ -47,6 +47,8 @@ from typing import Any
 
 import yaml
 
+from mimamori import yamlio
+
 __all__ = [
     "SCENARIO_KINDS",
     "DemoError",
@@ -169,7 +171,7 @@ def load_tenants(path: Path | None = None) -> tuple[dict[str, str], list[DemoTen
             text = resources.files("mimamori.demo").joinpath("tenants.yaml").read_text("utf-8")
         else:
             text = path.read_text("utf-8")
-        doc = yaml.safe_load(text)
+        doc = yamlio.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise TenantTableError(str(path or "tenants.yaml"), f"cannot read: {exc}") from exc
     if not isinstance(doc, dict) or set(doc) - {"provider", "tenants"}:

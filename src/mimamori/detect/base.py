@@ -12,8 +12,8 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
-import yaml
 
+from mimamori import yamlio
 from mimamori.events.net import DEFAULT_INTERNAL, in_networks
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class Detector(ABC):
 @cache
 def _families() -> dict[str, list[tuple[re.Pattern[str], str]]]:
     text = resources.files("mimamori.detect").joinpath("families.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yamlio.safe_load(text)
     out: dict[str, list[tuple[re.Pattern[str], str]]] = {}
     for kind, names in data["families"].items():
         out[kind] = [(re.compile(rf"(?<![a-z0-9]){re.escape(n.lower())}(?![a-z0-9])"), n) for n in names]

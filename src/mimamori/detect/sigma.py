@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
+from mimamori import yamlio
 from mimamori.detect.base import AlertDraft, DetectContext, Detector
 from mimamori.sigma.correlate import correlate
 from mimamori.sigma.engine import SigmaEngine, describe
@@ -35,7 +35,7 @@ def builtin_rules_dir() -> Path:
 @cache
 def _kinds() -> dict[str, Any]:
     text = resources.files("mimamori.detect").joinpath("sigma_kinds.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = yamlio.safe_load(text)
     return data
 
 

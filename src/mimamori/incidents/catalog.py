@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from mimamori import yamlio
+
 PHASES = ("triage", "containment", "eradication", "recovery", "sharing", "closure")
 
 
@@ -82,7 +84,7 @@ class Catalog:
 
 def _load_yaml(text: str, file: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yamlio.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogError(file, f"invalid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -24,6 +24,7 @@ import httpx
 import yaml
 from sqlalchemy.orm import Session
 
+from mimamori import yamlio
 from mimamori.intel.base import FeedConfigError, FeedFetchError, IntelError
 from mimamori.intel.importer import ImportReport, import_paths
 from mimamori.intel.registry import READERS
@@ -97,9 +98,9 @@ def load_feeds(path: str | Path | None = None) -> list[FeedConfig]:
     """The feeds of ``path``, or of the packaged ``intel/feeds.yaml``."""
     if path is None:
         text = resources.files("mimamori.intel").joinpath("feeds.yaml").read_text(encoding="utf-8")
-        return parse_feeds(yaml.safe_load(text), "mimamori/intel/feeds.yaml")
+        return parse_feeds(yamlio.safe_load(text), "mimamori/intel/feeds.yaml")
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yamlio.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise FeedConfigError(str(path), None, f"cannot read feed list: {exc}") from exc
     return parse_feeds(data, str(path))

@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from mimamori import yamlio
 from mimamori.intel import _vector
 from mimamori.intel.base import FeedConfigError
 from mimamori.intel.normalize import CIDR, DOMAIN, HASH_LENGTHS, IP, NormalizeError, normalize_domain
@@ -75,7 +76,7 @@ class WarningList:
     def from_yaml(cls, path: str | Path) -> WarningList:
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yamlio.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             raise FeedConfigError(str(path), None, f"cannot read warning list: {exc}") from exc
         return cls.from_dict(data, str(path))
@@ -234,4 +235,4 @@ class WarningList:
 @cache
 def _default() -> WarningList:
     text = resources.files("mimamori.intel").joinpath("warninglist.yaml").read_text(encoding="utf-8")
-    return WarningList.from_dict(yaml.safe_load(text), "mimamori/intel/warninglist.yaml")
+    return WarningList.from_dict(yamlio.safe_load(text), "mimamori/intel/warninglist.yaml")

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 import yaml
 
+from mimamori import yamlio
 from mimamori.events.schema import EVENT_SCHEMA, TS
 from mimamori.sources.base import (
     ParseResult,
@@ -131,7 +132,7 @@ def load_field_map(field_map: str | Path | Mapping[str, Any]) -> FieldMap:
         return FieldMap(field_map, "<field_map>")
     path = str(field_map)
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yamlio.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise SourceConfigError(path, f"cannot read field map: {exc}") from exc
     except yaml.YAMLError as exc:
