@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,7 @@ from mimamori.intel import IndicatorSet
 from mimamori.sigma.update import rules_dir as sigma_rules_dir
 from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult, SourceError
-from mimamori.sources.reader import LineBatch, quarantine_rows
+from mimamori.sources.reader import Buffer, LineBatch, open_buffer, quarantine_rows
 
 Progress = Callable[[int], None]
 
@@ -67,7 +68,7 @@ class IngestReport:
         return dict(self.__dict__)
 
 
-def _content_id(data: bytes) -> str:
+def _content_id(data: Buffer) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
@@ -138,7 +139,6 @@ class Platform:
         buffers received twice are two batches); ``on_commit`` runs inside the transaction
         that stores the alerts and the ingest run, so whatever it writes commits with them.
         """
-        data = src if isinstance(src, bytes) else Path(src).read_bytes()
         label = name or (str(src) if not isinstance(src, bytes) else "<request>")
         with session_scope(self.engine) as session:
             tenant = session.get(Tenant, tenant_id)
@@ -146,35 +146,37 @@ class Platform:
                 raise UnknownTenantError(tenant_id)
             networks = tuple(tenant.networks or ()) or DEFAULT_INTERNAL
             allow_private = tenant.intel_private_ranges
-        if source == "auto":
-            found = detect_source(head_lines(data))
-            if found is None:
-                raise PipelineError(f"{label}: format not recognised; name it with --source")
-            source = found
-        parser = get_parser(source, **(options or {}))
-        report = IngestReport(tenant_id, source, label)
-        base_id = batch_id or f"{source}-{_content_id(data)}"
-        drafts: list[AlertDraft] = []
-        ctx: dict[str, Any] = {}
-        qsample: list[pl.DataFrame] = []
-        for i, (n_lines, quarantine, result) in enumerate(self._results(parser, data, label, ctx)):
-            batch_id = f"{base_id}-{i:05d}"
-            report.lines_read += n_lines
-            report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
-            report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
-            report.skipped += result.skipped
-            if quarantine.height and sum(q.height for q in qsample) < 20:
-                qsample.append(quarantine.head(20))
-            events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
-            drafts.extend(self.detect(events, tenant_id, batch_id, networks, allow_private))
-            if self.observers and events.height:
-                with session_scope(self.engine) as session:
-                    tenant_row = session.get(Tenant, tenant_id)
-                    assert tenant_row is not None
-                    for observer in self.observers:
-                        drafts.extend(observer.observe(session, tenant_row, events, batch_id))
-            if progress:
-                progress(n_lines)
+        with ExitStack() as stack:  # a file is memory-mapped while it is read
+            data = src if isinstance(src, bytes) else stack.enter_context(open_buffer(src))
+            if source == "auto":
+                found = detect_source(head_lines(src))
+                if found is None:
+                    raise PipelineError(f"{label}: format not recognised; name it with --source")
+                source = found
+            parser = get_parser(source, **(options or {}))
+            report = IngestReport(tenant_id, source, label)
+            base_id = batch_id or f"{source}-{_content_id(data)}"
+            drafts: list[AlertDraft] = []
+            ctx: dict[str, Any] = {}
+            qsample: list[pl.DataFrame] = []
+            for i, (n_lines, quarantine, result) in enumerate(self._results(parser, data, label, ctx)):
+                batch_id = f"{base_id}-{i:05d}"
+                report.lines_read += n_lines
+                report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
+                report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
+                report.skipped += result.skipped
+                if quarantine.height and sum(q.height for q in qsample) < 20:
+                    qsample.append(quarantine.head(20))
+                events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
+                drafts.extend(self.detect(events, tenant_id, batch_id, networks, allow_private))
+                if self.observers and events.height:
+                    with session_scope(self.engine) as session:
+                        tenant_row = session.get(Tenant, tenant_id)
+                        assert tenant_row is not None
+                        for observer in self.observers:
+                            drafts.extend(observer.observe(session, tenant_row, events, batch_id))
+                if progress:
+                    progress(n_lines)
         report.quarantine_sample = (
             pl.concat(qsample).head(20).select("log.file.line", "reason").to_dicts() if qsample else []
         )
@@ -213,13 +215,13 @@ class Platform:
         return report
 
     def _results(
-        self, parser: SourceParser, data: bytes, label: str, ctx: dict[str, Any]
+        self, parser: SourceParser, data: Buffer, label: str, ctx: dict[str, Any]
     ) -> Iterator[tuple[int, pl.DataFrame, ParseResult]]:
         """(records read, quarantine, parsed) per batch; record parsers (EVTX) get the file."""
         read_records = getattr(parser, "read_records", None)
         if read_records is not None:
             try:
-                for result in read_records(data, label):
+                for result in read_records(bytes(data), label):
                     yield result.events.height + result.quarantine.height, result.quarantine, result
             except SourceError as exc:  # the whole file is unreadable: one quarantine row says why
                 q = quarantine_rows(label, [0], [str(exc)], [""])

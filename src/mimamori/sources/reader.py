@@ -9,9 +9,12 @@ as quarantine rows with their line number and reason; the rest go to the parser 
 from __future__ import annotations
 
 import gzip
+import mmap
+import os
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -26,6 +29,8 @@ MAX_LINE_BYTES = 1 << 20
 #: Bytes per batch. Detectors that keep a window (beacons, scans, volume baselines)
 #: re-evaluate it once per batch, so batches are large: about 150,000 Zeek conn lines.
 BLOCK_BYTES = 64 << 20
+#: What the reader splits: file bytes in memory or memory-mapped.
+Buffer = bytes | mmap.mmap
 _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 
 
@@ -126,8 +131,10 @@ def _decompress(data: bytes) -> tuple[bytes, str | None]:
     return b"".join(out), None
 
 
-def _blocks(data: bytes) -> Iterator[bytes]:
-    """Split a buffer into blocks that end at a newline (the last may not)."""
+def _blocks(data: Buffer) -> Iterator[bytes]:
+    """Split a buffer into blocks that end at a newline, each without that newline (the last
+    may have none). Every byte is copied once at most; a ``bytes`` buffer that is one block
+    with no final newline is handed on as it is."""
     start = 0
     n = len(data)
     while start < n:
@@ -139,7 +146,7 @@ def _blocks(data: bytes) -> Iterator[bytes]:
                 end = n if nl == -1 else nl + 1
             else:
                 end = nl + 1
-        yield data[start:end]
+        yield data[start : end - 1 if data[end - 1 : end] == b"\n" else end]
         start = end
 
 
@@ -167,8 +174,7 @@ def _decode_line(raw: bytes) -> tuple[str | None, str]:
 
 
 def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
-    if block.endswith(b"\n"):
-        block = block[:-1]
+    """``block``: lines without the newline after the last one."""
     n = block.count(b"\n") + 1
     fast = (block.isascii() or _is_utf8(block)) and not has_long_line(block)
     if not fast:
@@ -207,17 +213,33 @@ def _slow_batch(path: str, block: bytes, first_line: int) -> LineBatch:
     return LineBatch(path, lines, quarantine_rows(path, bad_no, bad_reason, bad_raw))
 
 
-def read_batches(source: Path | str | bytes, name: str | None = None) -> Iterator[LineBatch]:
-    """Yield decoded line batches of a file (path) or buffer (bytes) in order."""
-    if isinstance(source, bytes):
-        data = source
-        path = name or "<bytes>"
-    else:
-        path = name or str(source)
-        data = Path(source).read_bytes()
+def read_batches(source: Path | str | Buffer, name: str | None = None) -> Iterator[LineBatch]:
+    """Yield decoded line batches of a file (path) or buffer (bytes, mmap) in order.
+
+    A plain file is memory-mapped, so only the block being parsed is copied into memory.
+    """
+    if isinstance(source, bytes | mmap.mmap):
+        yield from _batches(source, name or "<bytes>")
+        return
+    with open_buffer(source) as data:
+        yield from _batches(data, name or str(source))
+
+
+@contextmanager
+def open_buffer(path: Path | str) -> Iterator[Buffer]:
+    """A file's bytes: memory-mapped (read-only), or ``b""`` for an empty file."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            yield mm
+
+
+def _batches(data: Buffer, path: str) -> Iterator[LineBatch]:
     gz_error: str | None = None
     if data[:2] == b"\x1f\x8b":
-        data, gz_error = _decompress(data)
+        data, gz_error = _decompress(bytes(data))
     line_no = 1
     for block in _blocks(data):
         batch, n = _block_to_batch(path, block, line_no)
