@@ -153,28 +153,30 @@ class IndicatorSet:
         hits_for: Callable[[pl.Series], pl.DataFrame],
     ) -> pl.DataFrame:
         present = [f for f in fields if f in rows.columns]
+        empty = pl.DataFrame(schema={"row": pl.UInt32, "field": pl.String, "id": _ID})
         if not present:
-            return pl.DataFrame(schema={"row": pl.UInt32, "field": pl.String, "id": _ID})
+            return empty
+        # Normalise and match each distinct value once (batches repeat values a lot), then
+        # pick out the few rows whose value matched.
+        raw = pl.concat([rows[f].cast(pl.String).unique() for f in present]).unique().drop_nulls()
+        distinct = pl.DataFrame({"raw": raw}).with_columns(norm(pl.col("raw")).alias("key"))
+        distinct = distinct.drop_nulls("key")
+        if distinct.height == 0:
+            return empty
+        hits = hits_for(distinct["key"].unique())
+        if hits.height == 0:
+            return empty
+        raw_hits = distinct.join(hits, on="key", how="inner").select("raw", "id")
+        matched = raw_hits["raw"].unique()
         long = pl.concat(
             [
                 rows.select(
-                    pl.col("row"),
-                    pl.lit(f, dtype=pl.String).alias("field"),
-                    pl.col(f).cast(pl.String).alias("raw"),
-                ).drop_nulls("raw")
+                    "row", pl.lit(f, dtype=pl.String).alias("field"), pl.col(f).cast(pl.String).alias("raw")
+                ).filter(pl.col("raw").is_in(matched))
                 for f in present
             ],
             how="vertical",
         )
-        if long.height == 0:
-            return pl.DataFrame(schema={"row": pl.UInt32, "field": pl.String, "id": _ID})
-        # Normalise and match each distinct value once; batches repeat values a lot.
-        distinct = pl.DataFrame({"raw": long["raw"].unique()}).with_columns(norm(pl.col("raw")).alias("key"))
-        distinct = distinct.drop_nulls("key")
-        hits = hits_for(distinct["key"].unique())
-        if hits.height == 0:
-            return pl.DataFrame(schema={"row": pl.UInt32, "field": pl.String, "id": _ID})
-        raw_hits = distinct.join(hits, on="key", how="inner").select("raw", "id")
         return long.join(raw_hits, on="raw", how="inner").select("row", "field", "id")
 
     def _exact_hits(self, kind: str) -> Callable[[pl.Series], pl.DataFrame]:
