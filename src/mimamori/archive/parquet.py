@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -50,12 +51,23 @@ class Archive:
         check_tenant_id(tenant)
         if df.height == 0:
             return 0
-        df = df.with_columns(day_col.alias("__day"))
-        for (day,), part in df.group_by("__day", maintain_order=True):
+        first, last, nulls = df.select(
+            day_col.min(), day_col.max().alias("l"), day_col.null_count().alias("n")
+        ).row(0)
+        if first == last and not nulls:  # the usual batch: one day, written as it is
+            parts: Iterable[tuple[object, pl.DataFrame]] = [(first, df)]
+        else:
+            parts = (
+                (day, part.drop("__day"))
+                for (day,), part in df.with_columns(day_col.alias("__day")).group_by(
+                    "__day", maintain_order=True
+                )
+            )
+        for day, part in parts:
             folder = self.root / kind / f"tenant={tenant}" / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{batch_id}.parquet.tmp"
-            part.drop("__day").write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+            part.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
             tmp.replace(folder / f"{batch_id}.parquet")  # atomic: readers never see half a file
         return df.height
 
