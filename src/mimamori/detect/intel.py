@@ -27,7 +27,9 @@ class IntelMatchDetector(Detector):
         hits = ctx.indicators.match(events)
         if hits.height == 0:
             return []
-        rows = events.with_row_index("row").join(hits, on="row", how="inner")
+        # the matched rows picked out by position (a join would carry the whole batch along)
+        picked = events.drop(hits.columns, strict=False)[hits["row"]]
+        rows = pl.concat([hits, picked], how="horizontal")
         # The internal party: the inside end of the connection, else the source.
         host = ctx.internal_host()
         rows = rows.with_columns(host.alias("__host"))

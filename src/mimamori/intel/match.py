@@ -152,7 +152,7 @@ class IndicatorSet:
         norm: Callable[[pl.Expr], pl.Expr],
         hits_for: Callable[[pl.Series], pl.DataFrame],
     ) -> pl.DataFrame:
-        present = [f for f in fields if f in rows.columns]
+        present = [f for f in fields if f in rows.columns and rows[f].null_count() < rows.height]
         empty = pl.DataFrame(schema={"row": pl.UInt32, "field": pl.String, "id": _ID})
         if not present:
             return empty
