@@ -47,27 +47,30 @@ class Archive:
         self.root = Path(root)
 
     # ------------------------------------------------------------------ writing
-    def _write(self, kind: str, df: pl.DataFrame, tenant: str, batch_id: str, day_col: pl.Expr) -> int:
+    def _write(self, kind: str, df: pl.DataFrame, tenant: str, batch_id: str, day: str | None = None) -> int:
+        """Write ``df`` under ``day``, or under the days of its ``@timestamp``s."""
         check_tenant_id(tenant)
         if df.height == 0:
             return 0
-        first, last, nulls = df.select(
-            day_col.min(), day_col.max().alias("l"), day_col.null_count().alias("n")
-        ).row(0)
-        if first == last and not nulls:  # the usual batch: one day, written as it is
-            parts: Iterable[tuple[object, pl.DataFrame]] = [(first, df)]
+        parts: Iterable[tuple[object, pl.DataFrame]]
+        if day is None:
+            ts = pl.col("@timestamp")
+            first, last, nulls = df.select(ts.min(), ts.max().alias("l"), ts.null_count().alias("n")).row(0)
+            if not nulls and first.date() == last.date():  # the usual batch: one day, as it is
+                day = first.date().isoformat()
+        if day is not None:
+            parts = [(day, df)]
         else:
-            parts = (
-                (day, part.drop("__day"))
-                for (day,), part in df.with_columns(day_col.alias("__day")).group_by(
-                    "__day", maintain_order=True
-                )
-            )
-        for day, part in parts:
-            folder = self.root / kind / f"tenant={tenant}" / f"date={day}"
+            by_day = df.with_columns(ts.dt.date().cast(pl.String).alias("__day"))
+            parts = ((d, part.drop("__day")) for (d,), part in by_day.group_by("__day", maintain_order=True))
+        for d, part in parts:
+            folder = self.root / kind / f"tenant={tenant}" / f"date={d}"
             folder.mkdir(parents=True, exist_ok=True)
             tmp = folder / f".{batch_id}.parquet.tmp"
-            part.write_parquet(tmp, compression="zstd", compression_level=1, statistics=True)
+            # No column statistics: computing them (string min/max above all) costs a fifth of
+            # the write. Time windows are chosen by the date folders (``scan_events(since)``);
+            # a DuckDB query filtering on time reads the ``@timestamp`` column of each file.
+            part.write_parquet(tmp, compression="zstd", compression_level=1, statistics=False)
             tmp.replace(folder / f"{batch_id}.parquet")  # atomic: readers never see half a file
         return df.height
 
@@ -80,12 +83,11 @@ class Archive:
         events = events.select(
             [c for c, n in zip(events.columns, nulls, strict=True) if n < events.height or c in _ALWAYS]
         )
-        return self._write("events", events, tenant, batch_id, pl.col("@timestamp").dt.date().cast(pl.String))
+        return self._write("events", events, tenant, batch_id)
 
     def write_quarantine(self, rows: pl.DataFrame, tenant: str, batch_id: str) -> int:
         rows = rows.with_columns(pl.lit(tenant).alias("tenant.id"))
-        today = datetime.now(UTC).date().isoformat()
-        return self._write("quarantine", rows, tenant, batch_id, pl.lit(today))
+        return self._write("quarantine", rows, tenant, batch_id, datetime.now(UTC).date().isoformat())
 
     # ------------------------------------------------------------------ reading
     def _files(self, kind: str, tenant: str, since: date | None = None) -> list[Path]:
