@@ -107,6 +107,14 @@ def not_yet_alerted(
     return found
 
 
+#: The columns the scan and IDS-attack checks read.
+_OUTWARD_COLUMNS = (
+    "event.dataset", "event.id", "@timestamp", "source.ip", "destination.ip", "destination.port",
+    "event.kind", "event.category", "event.type", "event.action", "event.severity",
+    "network.transport", "rule.name", "rule.category",
+)  # fmt: skip
+
+
 def _external(ctx: DetectContext, col: str) -> pl.Expr:
     return pl.col(col).is_not_null() & ~ctx.internal(col)
 
@@ -146,12 +154,16 @@ class OutboundScanDetector(Detector):
         relevant = (pl.col("event.kind") == "alert") | (
             (pl.col("event.category") == "network") & pl.col("event.type").is_in(CONNECTION_TYPES)
         )
-        outward = events.filter(
-            relevant.fill_null(False)
-            & pl.col("@timestamp").is_not_null()
-            & pl.col("source.ip").is_not_null()
-            & pl.col("destination.ip").is_not_null()
-        ).filter(ctx.internal("source.ip") & ~ctx.internal("destination.ip"))
+        outward = (
+            events.select(_OUTWARD_COLUMNS)
+            .filter(  # project first: filter gathers every column
+                relevant.fill_null(False)
+                & pl.col("@timestamp").is_not_null()
+                & pl.col("source.ip").is_not_null()
+                & pl.col("destination.ip").is_not_null()
+            )
+            .filter(ctx.internal("source.ip") & ~ctx.internal("destination.ip"))
+        )
         alerts = self._scans(outward, ctx)
         alerts += self._ids_attacks(outward, ctx)
         return alerts
@@ -406,8 +418,9 @@ class OutboundSmtpDetector(Detector):
         self.max_rows = max_rows
 
     def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
-        smtp = (
-            events.filter(
+        smtp = (  # lazy, so that only the selected columns of the kept rows are gathered
+            events.lazy()
+            .filter(
                 pl.col("destination.port").is_in(SMTP_PORTS)
                 | (pl.col("network.protocol").fill_null("").str.to_lowercase() == "smtp")
             )
@@ -423,6 +436,7 @@ class OutboundSmtpDetector(Detector):
                 pl.col("email.to.address").alias("rcpt"),
                 (pl.col("event.outcome") == "failure").fill_null(False).alias("failed"),
             )
+            .collect()
         )
         kept, new = remember(ctx.state, "smtp", smtp, self.window, self.max_rows)
         days = self._learn(ctx, new)

@@ -46,8 +46,9 @@ class VolumeSpikeDetector(Detector):
         self.max_hours = max_hours
 
     def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
-        rows = (
-            events.filter((pl.col("source.bytes").fill_null(0) > 0) & pl.col("destination.ip").is_not_null())
+        rows = (  # lazy, so that only the selected columns of the kept rows are gathered
+            events.lazy()
+            .filter((pl.col("source.bytes").fill_null(0) > 0) & pl.col("destination.ip").is_not_null())
             .filter(ctx.internal("source.ip") & ~ctx.internal("destination.ip"))
             .select(
                 row_key().alias(ROW_KEY),
@@ -56,6 +57,7 @@ class VolumeSpikeDetector(Detector):
                 pl.col("destination.ip").alias("dst"),
                 pl.col("source.bytes").alias("bytes"),
             )
+            .collect()
         )
         recent, new = remember(ctx.state, "recent", rows, self.late, self.max_rows)
         if new.height == 0:
