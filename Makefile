@@ -29,7 +29,8 @@ bench: $(STAMP) sysdeps
 	$(BIN)/python bench/beacon.py
 	$(BIN)/python bench/false_positives.py
 	$(BIN)/python bench/collect.py
-	$(BIN)/python bench/sigma.py
+	$(BIN)/python bench/internet.py
+	$(BIN)/python bench/sigma_scan.py
 
 # Alerts each detector raises on the real data in ../shared/data (false positives apart).
 fp: $(STAMP)

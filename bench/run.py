@@ -45,7 +45,7 @@ def gen_conn(path: Path, n: int, seed: int = 1) -> None:
             "id.resp_h": np.array(external)[rng.integers(0, len(external), n)],
             "id.resp_p": rng.choice([80, 443, 53, 123, 8080, 993], n),
             "proto": rng.choice(["tcp", "udp"], n, p=[0.8, 0.2]),
-            "service": rng.choice(["ssl", "http", "dns", None], n),
+            "service": pl.Series(rng.choice(["ssl", "http", "dns", None], n).tolist(), dtype=pl.String),
             "duration": rng.exponential(3.0, n),
             "orig_bytes": rng.integers(0, 20000, n),
             "resp_bytes": rng.integers(0, 200000, n),
