@@ -321,8 +321,9 @@ class DeviceInventoryObserver(InventoryObserver):
             ~in_networks(dst, networks) & ~in_networks(dst, NOT_INTERNET)
         )
         outside = dst.is_in(targets["destination.ip"].implode())
-        return (
-            frame.filter(pl.col("_src_internal") & ~pl.col("_dhcp") & outside)
+        return (  # lazy: only the columns read below are gathered for the kept rows
+            frame.lazy()
+            .filter(pl.col("_src_internal") & ~pl.col("_dhcp") & outside)
             .group_by(pl.col("source.ip").alias("ip"))
             .agg(
                 pl.len().alias("n"),
@@ -332,6 +333,7 @@ class DeviceInventoryObserver(InventoryObserver):
                 pl.col("destination.domain").drop_nulls().unique().sort().head(10).alias("domains"),
             )
             .sort("ip")
+            .collect()
         )
 
     def _tenures(self, dhcp: pl.DataFrame) -> pl.DataFrame:

@@ -69,9 +69,8 @@ class LateralMovementDetector(Detector):
         share_text = pl.concat_str(
             [pl.col(c).fill_null("") for c in ("url.path", "file.name", "message")], separator=" "
         )
-        rows = (  # lazy, so that only the selected columns of the kept rows are gathered
-            events.lazy()
-            .filter(service.is_not_null() & (pl.col("source.ip") != pl.col("destination.ip")))
+        rows = (
+            events.filter(service.is_not_null() & (pl.col("source.ip") != pl.col("destination.ip")))
             .filter(ctx.internal("source.ip") & ctx.internal("destination.ip"))
             .select(
                 row_key().alias(ROW_KEY),
@@ -88,7 +87,6 @@ class LateralMovementDetector(Detector):
                 .then(pl.concat_str(pl.lit("pipe "), pl.col("file.name")))
                 .alias("operation"),
             )
-            .collect()
         )
         kept, new = remember(ctx.state, "conns", rows, self.window, self.max_rows)
         peers = self._peers(ctx, new)

@@ -418,9 +418,8 @@ class OutboundSmtpDetector(Detector):
         self.max_rows = max_rows
 
     def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
-        smtp = (  # lazy, so that only the selected columns of the kept rows are gathered
-            events.lazy()
-            .filter(
+        smtp = (
+            events.filter(
                 pl.col("destination.port").is_in(SMTP_PORTS)
                 | (pl.col("network.protocol").fill_null("").str.to_lowercase() == "smtp")
             )
@@ -436,7 +435,6 @@ class OutboundSmtpDetector(Detector):
                 pl.col("email.to.address").alias("rcpt"),
                 (pl.col("event.outcome") == "failure").fill_null(False).alias("failed"),
             )
-            .collect()
         )
         kept, new = remember(ctx.state, "smtp", smtp, self.window, self.max_rows)
         days = self._learn(ctx, new)

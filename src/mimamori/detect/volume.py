@@ -17,6 +17,16 @@ from mimamori.detect.base import AlertDraft, DetectContext, Detector
 from mimamori.detect.outbound import ROW_KEY, TS, not_yet_alerted, remember, row_key
 
 HOUR = "1h"
+#: the columns read: row_key's and the byte count
+_COLUMNS = (
+    "event.dataset",
+    "event.id",
+    "@timestamp",
+    "source.ip",
+    "destination.ip",
+    "destination.port",
+    "source.bytes",
+)
 
 
 class VolumeSpikeDetector(Detector):
@@ -46,8 +56,8 @@ class VolumeSpikeDetector(Detector):
         self.max_hours = max_hours
 
     def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
-        rows = (  # lazy, so that only the selected columns of the kept rows are gathered
-            events.lazy()
+        rows = (
+            events.select(_COLUMNS)  # project first: filter gathers every column
             .filter((pl.col("source.bytes").fill_null(0) > 0) & pl.col("destination.ip").is_not_null())
             .filter(ctx.internal("source.ip") & ~ctx.internal("destination.ip"))
             .select(
@@ -57,7 +67,6 @@ class VolumeSpikeDetector(Detector):
                 pl.col("destination.ip").alias("dst"),
                 pl.col("source.bytes").alias("bytes"),
             )
-            .collect()
         )
         recent, new = remember(ctx.state, "recent", rows, self.late, self.max_rows)
         if new.height == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import threading
 from collections.abc import Iterable
 
 import polars as pl
@@ -40,8 +41,47 @@ def _in_networks_distinct(values: pl.Series, cidrs: tuple[str, ...]) -> pl.Serie
     if distinct.len() * 2 > values.len():  # mostly distinct: classify every row directly
         inside_all = values.to_frame("v").select(_in_networks_expr(pl.col("v"), cidrs))
         return inside_all.to_series().alias(values.name)
-    inside = distinct.to_frame("v").filter(_in_networks_expr(pl.col("v"), cidrs))["v"]
+    inside = _CLASSIFIED.inside(distinct, cidrs)
     return values.is_in(inside.implode()).fill_null(False).alias(values.name)
+
+
+class _Classified:
+    """Addresses already classified, per network list: batches after the first repeat most
+    of their addresses, so only the new ones are tested. Bounded (addresses per list, and
+    lists: one per tenant network set); safe across threads."""
+
+    MAX_VALUES = 1_000_000
+    MAX_LISTS = 64
+
+    def __init__(self) -> None:
+        # per network list: (every address seen, the ones inside)
+        self._known: dict[tuple[str, ...], tuple[pl.Series, pl.Series]] = {}
+        self._lock = threading.Lock()
+
+    def inside(self, distinct: pl.Series, cidrs: tuple[str, ...]) -> pl.Series:
+        """The values of ``distinct`` (unique, non-null text) that lie in ``cidrs``."""
+        with self._lock:
+            known = self._known.get(cidrs)
+        if known is None or known[0].len() + distinct.len() > self.MAX_VALUES:
+            new, seen, inside = distinct, distinct.clear(), distinct.clear()
+        else:
+            seen, inside = known
+            new = distinct.filter(~distinct.is_in(seen.implode()))
+        if new.len() == 0:
+            return inside
+        inside = pl.concat(
+            [inside, new.filter(new.to_frame("v").select(_in_networks_expr(pl.col("v"), cidrs)).to_series())]
+        )
+        seen = pl.concat([seen, new])
+        with self._lock:
+            self._known.pop(cidrs, None)
+            self._known[cidrs] = (seen, inside)  # newest last: the oldest list goes first
+            while len(self._known) > self.MAX_LISTS:
+                del self._known[next(iter(self._known))]
+        return inside
+
+
+_CLASSIFIED = _Classified()
 
 
 def _in_networks_expr(expr: pl.Expr, cidrs: Iterable[str]) -> pl.Expr:
