@@ -192,8 +192,9 @@ class BeaconDetector(Detector):
             return []
         conns = self._assign_pairs(conns, st)
         touched = self._merge(conns, st)
-        self._prune(st, touched)
-        alerts = self._fast_poll(touched, st, ctx) + self._beacons(touched, st, ctx)
+        runs = self._prune(st)
+        touched_runs = runs.filter(pl.col("pid").is_in(touched["pid"].implode()))
+        alerts = self._fast_poll(touched_runs, runs, st, ctx) + self._beacons(touched_runs, st, ctx)
         st.save(ctx.state)
         return alerts
 
@@ -333,50 +334,55 @@ class BeaconDetector(Detector):
             near = st.rows.filter(pl.col("ts").is_between(lo, hi)).select("pid", "key")
             fresh = fresh.join(near, on=["pid", "key"], how="anti")
         st.count("duplicates", conns.height - fresh.height)
-        st.rows = pl.concat([st.rows, fresh]) if st.rows.height else fresh
+        # rows stay sorted by (pair, time): each pair is then one run of rows, and its
+        # counts, first and last times and intervals need no grouping (a sort of sorted
+        # rows plus a batch is cheap)
+        st.rows = _sort_rows(pl.concat([st.rows, fresh]) if st.rows.height else fresh)
         return fresh.select("pid").unique()
 
-    def _prune(self, st: _State, touched: pl.DataFrame) -> None:
+    def _prune(self, st: _State) -> pl.DataFrame:
+        """Drop rows out of the window and over the caps; return the pairs' runs of rows."""
         assert st.newest is not None
         cutoff = st.newest - self.t.window_seconds * US
         rows = st.rows
         before = rows.height
         if rows.height and rows["ts"].min() < cutoff:  # type: ignore[operator]
             rows = rows.filter(pl.col("ts") >= cutoff)
-        # only the pairs that just gained rows can have gone over their cap
-        per_pair = (
-            rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
-            .group_by("pid")
-            .len()
-            .filter(pl.col("len") > self.t.max_rows_per_pair)
-        )
-        if per_pair.height:
-            heavy = rows.filter(pl.col("pid").is_in(per_pair["pid"].implode()))
-            kept = heavy.sort("ts", descending=True).group_by("pid").head(self.t.max_rows_per_pair)
-            rows = pl.concat([rows.filter(~pl.col("pid").is_in(per_pair["pid"].implode())), kept])
-            st.count("capped", heavy.height - kept.height)
-        if rows.height > self.t.max_rows:
-            kept = rows.top_k(self.t.max_rows, by="ts")
+        runs = _pair_runs(rows)
+        cap = self.t.max_rows_per_pair
+        if runs.height and runs["n"].max() > cap:  # type: ignore[operator]
+            # the newest rows of a pair are the end of its run
+            rid = rows["pid"].rle_id()
+            end = (runs["start"] + runs["n"]).gather(rid)
+            keep = pl.int_range(rows.height, dtype=pl.Int64, eager=True) >= end - cap
+            kept = rows.filter(keep)
             st.count("capped", rows.height - kept.height)
             rows = kept
-        st.rows = rows.rechunk() if rows.n_chunks() > 8 else rows
+        if rows.height > self.t.max_rows:
+            kept = _sort_rows(rows.top_k(self.t.max_rows, by="ts"))
+            st.count("capped", rows.height - kept.height)
+            rows = kept
+        if rows.height != before:
+            runs = _pair_runs(rows)
+        st.rows = rows
         if st.rows.height == before and st.pairs.height < 2 * max(before, 1):
-            return  # nothing left the window: every pair is still live
-        live = st.rows.select("pid").unique()
+            return runs  # nothing left the window: every pair is still live
         st.pairs = st.pairs.filter(
-            pl.col("pid").is_in(live["pid"].implode())
+            pl.col("pid").is_in(runs["pid"].implode())
             | (pl.col("alerted_until") > st.newest).fill_null(False)
             | (pl.col("fast_alerted_until") > st.newest).fill_null(False)
         )
+        return runs
 
     # ------------------------------------------------------------------ beacon score
 
     def _beacons(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+        """Score the touched pairs (their runs: pid, start, n) that are due; alert on hits."""
         assert st.newest is not None
         t = self.t
-        counts = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode())).group_by("pid").len("n")
         due = (
-            counts.join(st.pairs, on="pid")
+            touched.select("pid", "n")
+            .join(st.pairs, on="pid")
             .filter(
                 (pl.col("n") >= t.min_connections)
                 & (pl.col("alerted_until").fill_null(0) <= st.newest)
@@ -391,11 +397,16 @@ class BeaconDetector(Detector):
         )
         if due.height == 0:
             return []
-        rows = st.rows.filter(pl.col("pid").is_in(due["pid"].implode()))
-        scored, hist = _score(rows, st.window(t), t, gate=True)
         st.pairs = st.pairs.update(
             due.select("pid", pl.lit(st.newest).alias("scored_at"), pl.col("n").alias("scored_n")), on="pid"
         )
+        # a pair with fewer connections than an alert needs cannot alert: it is not scored
+        can_alert = pl.col("n") >= min(t.alert_min_connections, t.strobe_connections)
+        due = due.filter(can_alert)
+        if due.height == 0:
+            return []
+        rows = st.rows.filter(pl.col("pid").is_in(due["pid"].implode()))
+        scored, hist = _score(rows, st.window(t), t, gate=True)
         hits = scored.filter((pl.col("score") >= t.alert_score) & _alertable(t)).join(
             st.pairs.select("pid", "src", "dst"), on="pid"
         )
@@ -459,27 +470,30 @@ class BeaconDetector(Detector):
 
     # ------------------------------------------------------------------ fast polling
 
-    def _fast_poll(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+    def _fast_poll(
+        self, touched: pl.DataFrame, runs: pl.DataFrame, st: _State, ctx: DetectContext
+    ) -> list[AlertDraft]:
+        """Fast polling among the touched pairs' runs; ``runs`` are all pairs' (for the rows)."""
         assert st.newest is not None
         t = self.t
         win = t.fast_window_seconds * US
-        rows = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
-        last = rows.group_by("pid").agg(pl.col("ts").max().alias("last"), pl.len().alias("n_all"))
-        cand = last.filter(pl.col("n_all") >= t.fast_min_connections).join(
-            st.pairs.filter(pl.col("fast_alerted_until").fill_null(0) <= st.newest), on="pid"
+        cand = touched.filter(pl.col("n") >= t.fast_min_connections).join(
+            st.pairs.filter(pl.col("fast_alerted_until").fill_null(0) <= st.newest).select("pid"), on="pid"
         )
         if cand.height == 0:
             return []
-        burst = (
-            _sort_in_pairs(
-                rows.join(cand.select("pid", "last"), on="pid").filter(pl.col("ts") > pl.col("last") - win),
-                "ts",
-            )
-            .with_columns(
-                pl.when(pl.col("pid") == pl.col("pid").shift(1))
-                .then((pl.col("ts") - pl.col("ts").shift(1)) / US)
-                .alias("iv")
-            )
+        # a pair's last fast window is the tail of its run of rows
+        rid = st.rows["pid"].rle_id()
+        wanted = runs["pid"].is_in(cand["pid"].implode()).gather(rid)
+        since = (runs["last_ts"] - win).gather(rid)
+        burst = st.rows.filter(wanted & (st.rows["ts"] > since))
+        big = _runs(burst["pid"]).filter(pl.col("n") >= t.fast_min_connections)
+        if big.height == 0:
+            return []
+        burst = burst.filter(pl.col("pid").is_in(big["pid"].implode())).with_columns(
+            pl.when(pl.col("pid") == pl.col("pid").shift(1))
+            .then((pl.col("ts") - pl.col("ts").shift(1)) / US)
+            .alias("iv")
         )
         stats = burst.group_by("pid").agg(
             pl.len().alias("n"),
@@ -504,7 +518,9 @@ class BeaconDetector(Detector):
         stats = stats.join(st.pairs.select("pid", "src", "dst"), on="pid")
         # "New" destination: no host of the tenant reached it before this burst, in the window.
         dst_pids = st.pairs.filter(pl.col("dst").is_in(stats["dst"].implode())).select("pid", "dst")
-        earliest = st.rows.join(dst_pids, on="pid").group_by("dst").agg(pl.col("ts").min().alias("dst_first"))
+        earliest = (
+            runs.join(dst_pids, on="pid").group_by("dst").agg(pl.col("first_ts").min().alias("dst_first"))
+        )
         stats = stats.join(earliest, on="dst").filter(pl.col("dst_first") >= pl.col("first"))
         alerts = []
         for h in stats.iter_rows(named=True):
@@ -584,28 +600,8 @@ def _score(
     """
     dmin, dmax = window
     span = max(dmax - dmin, 1)
-    secs = _sort_in_pairs(rows.select("pid", (pl.col("ts") // US).alias("sec")), "sec")
-    # intervals between distinct seconds
-    iv = (
-        secs.with_columns(
-            pl.when(pl.col("pid") == pl.col("pid").shift(1))
-            .then(pl.col("sec") - pl.col("sec").shift(1))
-            .alias("iv")
-        )
-        .filter(pl.col("iv") > 0)
-        .select("pid", pl.col("iv").cast(pl.Float64))
-    )
-    iv_stats = iv.group_by("pid").agg(pl.len().alias("n_iv"), *_quartiles("iv", "iv"))
-    iv_mad = (
-        iv.join(iv_stats.select("pid", "iv_q2"), on="pid")
-        .group_by("pid")
-        .agg((pl.col("iv") - pl.col("iv_q2")).abs().median().alias("iv_mad"))
-    )
     timing = (
-        secs.group_by("pid")
-        .agg(pl.len().alias("connections"))
-        .join(iv_stats, on="pid", how="left")
-        .join(iv_mad, on="pid", how="left")
+        _interval_stats(rows)
         .with_columns(
             (pl.col("n_iv").fill_null(0) + 1).alias("distinct_ts"),
             _bowley(pl.col("iv_q1"), pl.col("iv_q2"), pl.col("iv_q3")).alias("iv_skew"),
@@ -716,20 +712,96 @@ def _score(
     return out, hist
 
 
-def _sort_in_pairs(df: pl.DataFrame, col: str) -> pl.DataFrame:
-    """``df`` sorted by (pid, ``col``), both non-negative or bounded integers.
+def _interval_stats(rows: pl.DataFrame) -> pl.DataFrame:
+    """Per pair id: ``connections`` and the intervals between its distinct seconds
+    (``n_iv``, quartiles ``iv_q1..3``, median absolute deviation ``iv_mad``).
 
-    Sorted through one Int64 key ``pid · width + (col - min)``: Polars sorts a single
-    integer column more than ten times faster than two (3 s vs 0.2 s for 5M rows).
+    The same numbers as grouped ``quantile(q, "linear")`` and ``median()`` calls, got
+    from three sorts of one Int64 key each and positional look-ups: Polars sorts one
+    integer column more than ten times faster than it sorts by two columns, and this
+    runs over every touched pair's rows each batch.
     """
-    if df.height == 0:
-        return df
-    lo, hi = df[col].min(), df[col].max()
+    empty = pl.DataFrame(
+        schema={"pid": pl.Int64, "connections": pl.Int64, "n_iv": pl.Int64}
+        | {c: pl.Float64 for c in ("iv_q1", "iv_q2", "iv_q3", "iv_mad")}
+    )
+    if rows.height == 0:
+        return empty
+    sec = rows["ts"] // US
+    lo, hi = int(sec.min()), int(sec.max())  # type: ignore[arg-type]
+    width = hi - lo + 1  # intervals and offsets are below this
+    pids = rows["pid"]
+    remap = int(pids.max()) >= (1 << 62) // (2 * width + 1)  # type: ignore[arg-type]
+    if remap:
+        pids = pids.rank("dense").cast(pl.Int64)  # keep the combined keys within Int64
+    key = (pids * width + (sec - lo)).sort(multithreaded=False)
+    pid, sec = key // width, key % width
+    conns = _runs(pid).select("pid", pl.col("n").alias("connections"))
+    same = pid == pid.shift(1)
+    iv = (sec - sec.shift(1)).filter(same.fill_null(False))
+    ivp = pid.filter(same.fill_null(False))
+    keep = iv > 0
+    iv, ivp = iv.filter(keep), ivp.filter(keep)
+    if iv.len() == 0:
+        return pl.concat([conns, empty.drop("pid", "connections")], how="horizontal")
+    key = (ivp * width + iv).sort(multithreaded=False)
+    ivp, iv = key // width, key % width
+    runs = _runs(ivp)
+    stats = runs.select(
+        "pid",
+        pl.col("n").alias("n_iv"),
+        *(_at_quantile(iv, q).alias(f"iv_q{i}") for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))),
+    )
+    # |iv - median| doubled is an integer (a linear median of integers is a multiple of 1/2)
+    gid = ivp.rle_id().cast(pl.Int64)
+    med2 = (stats["iv_q2"] * 2).round().cast(pl.Int64).gather(gid)
+    dev2 = (iv * 2 - med2).abs()
+    key = (gid * (2 * width + 1) + dev2).sort(multithreaded=False)
+    dev2 = key % (2 * width + 1)
+    mad = runs.select(_at_quantile(dev2, 0.5) / 2).to_series()
+    out = conns.join(stats.with_columns(mad.alias("iv_mad")), on="pid", how="left")
+    if remap:
+        ranks = pl.DataFrame({"pid": pids, "orig": rows["pid"]}).unique("pid")
+        out = out.join(ranks, on="pid").drop("pid").rename({"orig": "pid"}).select(empty.columns)
+    return out
+
+
+def _sort_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """State rows sorted by (pair id, timestamp), through one Int64 key when it fits."""
+    if rows.height == 0:
+        return rows
+    lo, hi = rows["ts"].min(), rows["ts"].max()
     width = int(hi) - int(lo) + 1  # type: ignore[arg-type]
-    if int(df["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
-        return df.sort("pid", col)  # the key would overflow
-    key = pl.col("pid") * width + (pl.col(col) - lo)
-    return df.sort(key)
+    if int(rows["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
+        return rows.sort("pid", "ts", multithreaded=False)
+    return rows.sort(pl.col("pid") * width + (pl.col("ts") - lo), multithreaded=False)
+
+
+def _pair_runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """(pid, start, n, first_ts, last_ts) of each pair in rows sorted by (pid, ts)."""
+    runs = _runs(rows["pid"])
+    ts = rows["ts"]
+    return runs.with_columns(
+        ts.gather(runs["start"]).alias("first_ts"), ts.gather(runs["start"] + runs["n"] - 1).alias("last_ts")
+    )
+
+
+def _runs(sorted_ids: pl.Series) -> pl.DataFrame:
+    """(pid, start, n) of each run of equal values in a sorted id column."""
+    first = (sorted_ids != sorted_ids.shift(1)).fill_null(True)
+    start = first.arg_true().cast(pl.Int64)
+    n = pl.concat([start.slice(1), pl.Series([sorted_ids.len()], dtype=pl.Int64)]) - start
+    return pl.DataFrame({"pid": sorted_ids.gather(start), "start": start, "n": n})
+
+
+def _at_quantile(values: pl.Series, q: float) -> pl.Expr:
+    """The linear-interpolated ``q`` quantile of each run (``start``, ``n``) of sorted values."""
+    pos = (pl.col("n") - 1) * q
+    i = pos.floor().cast(pl.Int64)
+    j = (i + 1).clip(upper_bound=pl.col("n") - 1)
+    low = pl.lit(values).gather(pl.col("start") + i).cast(pl.Float64)
+    high = pl.lit(values).gather(pl.col("start") + j).cast(pl.Float64)
+    return low + (high - low) * (pos - i)
 
 
 def _longest_circular_run(df: pl.DataFrame) -> pl.DataFrame:
