@@ -58,6 +58,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 
 from mimamori.detect.base import AlertDraft, DetectContext, Detector
@@ -327,7 +328,7 @@ class BeaconDetector(Detector):
 
     def _merge(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
         """Add new connections to the state, once each; return the pair ids touched."""
-        fresh = conns.unique(["pid", "key"], keep="first", maintain_order=True)
+        fresh = conns.unique(["pid", "key"], keep="first")  # order comes from the sort below
         lo, hi = fresh["ts"].min(), fresh["ts"].max()
         if st.rows.height:
             # a duplicate record carries the same timestamp, so only that time range can hold it
@@ -335,9 +336,8 @@ class BeaconDetector(Detector):
             fresh = fresh.join(near, on=["pid", "key"], how="anti")
         st.count("duplicates", conns.height - fresh.height)
         # rows stay sorted by (pair, time): each pair is then one run of rows, and its
-        # counts, first and last times and intervals need no grouping (a sort of sorted
-        # rows plus a batch is cheap)
-        st.rows = _sort_rows(pl.concat([st.rows, fresh]) if st.rows.height else fresh)
+        # counts, first and last times and intervals need no grouping
+        st.rows = _merge_rows(st.rows, fresh)
         return fresh.select("pid").unique()
 
     def _prune(self, st: _State) -> pl.DataFrame:
@@ -775,6 +775,35 @@ def _sort_rows(rows: pl.DataFrame) -> pl.DataFrame:
     if int(rows["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
         return rows.sort("pid", "ts", multithreaded=False)
     return rows.sort(pl.col("pid") * width + (pl.col("ts") - lo), multithreaded=False)
+
+
+def _merge_rows(rows: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` and ``fresh`` as one frame sorted by (pair id, timestamp).
+
+    The batch is sorted and merged into the state by position (linear) rather than the
+    state sorted again; a state not in order (written by an older version) is sorted.
+    """
+    both = pl.concat([rows, fresh])
+    if rows.height == 0 or fresh.height == 0:
+        return _sort_rows(both)
+    lo, hi = both["ts"].min(), both["ts"].max()
+    width = int(hi) - int(lo) + 1  # type: ignore[arg-type]
+    if int(both["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
+        return _sort_rows(both)
+    key = pl.col("pid") * width + (pl.col("ts") - lo)
+    old_keys = rows.select(key).to_series()
+    if not old_keys.is_sorted():
+        return _sort_rows(both)
+    fresh = fresh.sort(key, multithreaded=False)
+    new_keys = fresh.select(key).to_series().to_numpy()
+    # where each fresh row lands in the merged frame
+    at = np.searchsorted(old_keys.to_numpy(), new_keys, side="right") + np.arange(len(new_keys))
+    is_new = np.zeros(both.height, dtype=bool)
+    is_new[at] = True
+    order = np.empty(both.height, dtype=np.int64)
+    order[is_new] = np.arange(rows.height, both.height)
+    order[~is_new] = np.arange(rows.height)
+    return pl.concat([rows, fresh]).select(pl.all().gather(pl.Series(order)))
 
 
 def _pair_runs(rows: pl.DataFrame) -> pl.DataFrame:
