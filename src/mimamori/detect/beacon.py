@@ -35,17 +35,21 @@ strobe). One alert per pair per 24 hours of data time; its dedup key is (tenant,
 destination, UTC date of the last connection scored). NTP (udp/123) and ICMP are left out
 by default (``ignore_ports``, ``ignore_transports``): periodic by design. Touched pairs are
 rescored at most every ``rescore_seconds`` of data time unless their count grew by
-``rescore_growth``; only pairs whose timing passes the alert gates get the size and
-histogram parts computed.
+``rescore_growth``; pairs with fewer connections than an alert needs are not scored, and
+only pairs whose timing passes the alert gates get the size and histogram parts computed.
 
 A second rule catches fast-polling command and control that a 24-hour score misses:
 hundreds of small, regular connections within ``fast_window_seconds`` from one host to
 an external destination no host of the tenant had contacted before in the window.
 
 State (``ctx.state``, persisted as Polars frames): ``rows`` (pair id, timestamp, bytes,
-record key; one row per connection, deduplicated by event id per pair), ``pairs`` (pair
-id, source, destination, alert and scoring bookkeeping) and ``meta`` (newest timestamp
-and counters). Bounds: rows older than 24 hours before the newest timestamp are dropped;
+record key; one row per connection, deduplicated by event id per pair, kept sorted by
+pair id and timestamp), ``pairs`` (pair id, source, destination, alert and scoring
+bookkeeping) and ``meta`` (newest timestamp and counters). Because every pair's rows are
+one contiguous run, per-pair counts, first and last times, the fast-poll tail and the
+interval quartiles and MAD come from positions in sorted Int64 keys (pair id · width +
+value) rather than from group-bys over the state; each batch is sorted and merged into
+the state by position. Bounds: rows older than 24 hours before the newest timestamp are dropped;
 a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at most
 ``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
 """
@@ -717,9 +721,9 @@ def _interval_stats(rows: pl.DataFrame) -> pl.DataFrame:
     (``n_iv``, quartiles ``iv_q1..3``, median absolute deviation ``iv_mad``).
 
     The same numbers as grouped ``quantile(q, "linear")`` and ``median()`` calls, got
-    from three sorts of one Int64 key each and positional look-ups: Polars sorts one
-    integer column more than ten times faster than it sorts by two columns, and this
-    runs over every touched pair's rows each batch.
+    from two sorts of one Int64 key each (the first one of rows already in order) and
+    positional look-ups: Polars sorts one integer column more than ten times faster than
+    it sorts by two columns, and this runs over every touched pair's rows each batch.
     """
     empty = pl.DataFrame(
         schema={"pid": pl.Int64, "connections": pl.Int64, "n_iv": pl.Int64}
@@ -743,27 +747,70 @@ def _interval_stats(rows: pl.DataFrame) -> pl.DataFrame:
     keep = iv > 0
     iv, ivp = iv.filter(keep), ivp.filter(keep)
     if iv.len() == 0:
-        return pl.concat([conns, empty.drop("pid", "connections")], how="horizontal")
-    key = (ivp * width + iv).sort(multithreaded=False)
-    ivp, iv = key // width, key % width
-    runs = _runs(ivp)
-    stats = runs.select(
-        "pid",
-        pl.col("n").alias("n_iv"),
-        *(_at_quantile(iv, q).alias(f"iv_q{i}") for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))),
-    )
-    # |iv - median| doubled is an integer (a linear median of integers is a multiple of 1/2)
-    gid = ivp.rle_id().cast(pl.Int64)
-    med2 = (stats["iv_q2"] * 2).round().cast(pl.Int64).gather(gid)
-    dev2 = (iv * 2 - med2).abs()
-    key = (gid * (2 * width + 1) + dev2).sort(multithreaded=False)
-    dev2 = key % (2 * width + 1)
-    mad = runs.select(_at_quantile(dev2, 0.5) / 2).to_series()
-    out = conns.join(stats.with_columns(mad.alias("iv_mad")), on="pid", how="left")
+        stats = empty.drop("connections")
+    else:
+        key = (ivp * width + iv).sort(multithreaded=False)
+        ivp, iv = key // width, key % width
+        runs = _runs(ivp)
+        stats = runs.select(
+            "pid",
+            pl.col("n").alias("n_iv"),
+            *(_at_quantile(iv, q).alias(f"iv_q{i}") for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))),
+        )
+        mad = _run_mads(
+            iv.to_numpy(), runs["start"].to_numpy(), runs["n"].to_numpy(), stats["iv_q2"].to_numpy()
+        )
+        stats = stats.with_columns(pl.Series("iv_mad", mad))
+    out = conns.join(stats, on="pid", how="left")
     if remap:
         ranks = pl.DataFrame({"pid": pids, "orig": rows["pid"]}).unique("pid")
         out = out.join(ranks, on="pid").drop("pid").rename({"orig": "pid"}).select(empty.columns)
     return out
+
+
+def _run_mads(values: np.ndarray, start: np.ndarray, n: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """Median absolute deviation from ``med`` of each run (``start``, ``n``) of sorted values.
+
+    A sorted run's deviations form two sorted lists, ``med - v`` below the median (read
+    backwards) and ``v - med`` above it; the middle deviations are picked from the two
+    lists by a binary search run over all runs at once, instead of sorting deviations.
+    """
+    last = len(values) - 1
+
+    def at(i: np.ndarray) -> np.ndarray:
+        return values[np.clip(i, 0, last)].astype(np.float64)
+
+    # below: how many values of each run are <= its median
+    lo, hi = np.zeros_like(n), n.copy()
+    while (active := lo < hi).any():
+        mid = (lo + hi) // 2
+        le = active & (at(start + mid) <= med)
+        lo = np.where(le, mid + 1, lo)
+        hi = np.where(active & ~le, mid, hi)
+    below = lo
+    above = n - below
+
+    def lower(j: np.ndarray) -> np.ndarray:  # j-th smallest deviation under the median
+        return med - at(start + below - 1 - j)
+
+    def upper(j: np.ndarray) -> np.ndarray:  # j-th smallest deviation over it
+        return at(start + below + j) - med
+
+    def kth(k: np.ndarray) -> np.ndarray:
+        # a of the k + 1 smallest deviations come from below, k + 1 - a from above
+        lo, hi = np.maximum(0, k + 1 - above), np.minimum(k + 1, below)
+        while (active := lo < hi).any():
+            mid = (lo + hi) // 2
+            b = k + 1 - mid
+            more = active & (mid < below) & (b > 0) & (upper(b - 1) > lower(mid))
+            lo = np.where(more, mid + 1, lo)
+            hi = np.where(active & ~more, mid, hi)
+        b = k + 1 - lo
+        return np.maximum(np.where(lo > 0, lower(lo - 1), -np.inf), np.where(b > 0, upper(b - 1), -np.inf))
+
+    k1, k2 = (n - 1) // 2, n // 2
+    low, high = kth(k1), kth(k2)
+    return low + (high - low) * 0.5
 
 
 def _sort_rows(rows: pl.DataFrame) -> pl.DataFrame:
