@@ -773,44 +773,54 @@ def _run_mads(values: np.ndarray, start: np.ndarray, n: np.ndarray, med: np.ndar
 
     A sorted run's deviations form two sorted lists, ``med - v`` below the median (read
     backwards) and ``v - med`` above it; the middle deviations are picked from the two
-    lists by a binary search run over all runs at once, instead of sorting deviations.
+    lists by binary searches run over all runs at once, instead of sorting deviations.
     """
-    last = len(values) - 1
+    vals = values.astype(np.float64)
 
     def at(i: np.ndarray) -> np.ndarray:
-        return values[np.clip(i, 0, last)].astype(np.float64)
+        return vals.take(i, mode="clip")  # out-of-run indexes only where the result is unused
 
-    # below: how many values of each run are <= its median
-    lo, hi = np.zeros_like(n), n.copy()
-    while (active := lo < hi).any():
-        mid = (lo + hi) // 2
-        le = active & (at(start + mid) <= med)
-        lo = np.where(le, mid + 1, lo)
-        hi = np.where(active & ~le, mid, hi)
-    below = lo
+    # how many values of each run are <= its median
+    below = _search(np.zeros_like(n), n, lambda r, mid: at(start[r] + mid) <= med[r])
     above = n - below
 
-    def lower(j: np.ndarray) -> np.ndarray:  # j-th smallest deviation under the median
-        return med - at(start + below - 1 - j)
+    def lower(r: np.ndarray, j: np.ndarray) -> np.ndarray:  # j-th smallest deviation under the median
+        return med[r] - at(start[r] + below[r] - 1 - j)
 
-    def upper(j: np.ndarray) -> np.ndarray:  # j-th smallest deviation over it
-        return at(start + below + j) - med
+    def upper(r: np.ndarray, j: np.ndarray) -> np.ndarray:  # j-th smallest deviation over it
+        return at(start[r] + below[r] + j) - med[r]
 
     def kth(k: np.ndarray) -> np.ndarray:
         # a of the k + 1 smallest deviations come from below, k + 1 - a from above
-        lo, hi = np.maximum(0, k + 1 - above), np.minimum(k + 1, below)
-        while (active := lo < hi).any():
-            mid = (lo + hi) // 2
-            b = k + 1 - mid
-            more = active & (mid < below) & (b > 0) & (upper(b - 1) > lower(mid))
-            lo = np.where(more, mid + 1, lo)
-            hi = np.where(active & ~more, mid, hi)
-        b = k + 1 - lo
-        return np.maximum(np.where(lo > 0, lower(lo - 1), -np.inf), np.where(b > 0, upper(b - 1), -np.inf))
+        def more(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+            b = k[r] + 1 - a
+            return (a < below[r]) & (b > 0) & (upper(r, b - 1) > lower(r, a))
 
-    k1, k2 = (n - 1) // 2, n // 2
-    low, high = kth(k1), kth(k2)
+        a = _search(np.maximum(0, k + 1 - above), np.minimum(k + 1, below), more)
+        b = k + 1 - a
+        r = np.arange(len(n))
+        return np.maximum(
+            np.where(a > 0, lower(r, a - 1), -np.inf), np.where(b > 0, upper(r, b - 1), -np.inf)
+        )
+
+    low, high = kth((n - 1) // 2), kth(n // 2)
     return low + (high - low) * 0.5
+
+
+def _search(
+    lo: np.ndarray, hi: np.ndarray, go_right: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Per element, the smallest x in [lo, hi] where ``go_right(elements, x)`` is false
+    (it must be true below some point and false from there on)."""
+    lo, hi = lo.copy(), hi.copy()
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        mid = (lo[active] + hi[active]) // 2
+        right = go_right(active, mid)
+        lo[active[right]] = mid[right] + 1
+        hi[active[~right]] = mid[~right]
+        active = active[lo[active] < hi[active]]
+    return lo
 
 
 def _sort_rows(rows: pl.DataFrame) -> pl.DataFrame:
