@@ -312,6 +312,8 @@ def test_interval_stats_match_grouped_quantiles(seed):
     expected = _grouped_interval_stats(rows).sort("pid")
     got = beacon_mod._interval_stats(rows).sort("pid").select(expected.columns)
     assert got.equals(expected)
+    presorted = beacon_mod._interval_stats(rows.sort("pid", "ts"), presorted=True)
+    assert presorted.sort("pid").select(expected.columns).equals(expected)
 
 
 def test_batched_state_scores_match_one_batch():
