@@ -314,6 +314,14 @@ def test_interval_stats_match_grouped_quantiles(seed):
     assert got.equals(expected)
     presorted = beacon_mod._interval_stats(rows.sort("pid", "ts"), presorted=True)
     assert presorted.sort("pid").select(expected.columns).equals(expected)
+    some = expected["pid"].gather_every(2)
+    for by_mask in (True, False):
+        part = beacon_mod._interval_stats(rows.sort("pid", "ts") if by_mask else rows, by_mask, some)
+        assert (
+            part.sort("pid")
+            .select(expected.columns)
+            .equals(expected.filter(pl.col("pid").is_in(some.implode())))
+        )
 
 
 def test_batched_state_scores_match_one_batch():

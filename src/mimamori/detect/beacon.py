@@ -415,8 +415,7 @@ class BeaconDetector(Detector):
         due = due.filter(can_alert)
         if due.height == 0:
             return []
-        rows = st.rows.select("pid", "ts", "bytes").filter(pl.col("pid").is_in(due["pid"].implode()))
-        scored, hist = _score(rows, st.window(t), t, gate=True, presorted=True)
+        scored, hist = _score(st.rows, st.window(t), t, gate=True, presorted=True, only=due["pid"])
         hits = scored.filter((pl.col("score") >= t.alert_score) & _alertable(t)).join(
             st.pairs.select("pid", "src", "dst"), on="pid"
         )
@@ -604,6 +603,7 @@ def _score(
     t: BeaconThresholds,
     gate: bool = False,
     presorted: bool = False,
+    only: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per pair id: the four part scores, the combined score and their statistics.
 
@@ -611,12 +611,13 @@ def _score(
     Python work per connection. With ``gate``, only pairs that can still raise an alert
     (regular enough timing, enough connections, or strobes) get the size and histogram
     parts: the timing part alone rules out most ordinary traffic, cheaply. ``presorted``:
-    the rows are in (pid, ts) order, as the detector keeps its state.
+    the rows are in (pid, ts) order, as the detector keeps its state; ``only``: score just
+    these pair ids (without copying the other pairs' rows out first).
     """
     dmin, dmax = window
     span = max(dmax - dmin, 1)
     timing = (
-        _interval_stats(rows, presorted)
+        _interval_stats(rows, presorted, only)
         .with_columns(
             (pl.col("n_iv").fill_null(0) + 1).alias("distinct_ts"),
             _bowley(pl.col("iv_q1"), pl.col("iv_q2"), pl.col("iv_q3")).alias("iv_skew"),
@@ -632,6 +633,8 @@ def _score(
     if gate:
         timing = timing.filter(_alertable(t))
         rows = rows.filter(pl.col("pid").is_in(timing["pid"].implode()))
+    elif only is not None:
+        rows = rows.filter(pl.col("pid").is_in(only.implode()))
     secs = rows.select("pid", "ts", "bytes")
     sizes = secs.select("pid", pl.col("bytes").cast(pl.Float64)).drop_nulls()
     ds_stats = sizes.group_by("pid").agg(
@@ -727,19 +730,27 @@ def _score(
     return out, hist
 
 
-def _interval_stats(rows: pl.DataFrame, presorted: bool = False) -> pl.DataFrame:
-    """Per pair id: ``connections`` and the intervals between its distinct seconds
-    (``n_iv``, quartiles ``iv_q1..3``, median absolute deviation ``iv_mad``).
+def _interval_stats(
+    rows: pl.DataFrame, presorted: bool = False, only: pl.Series | None = None
+) -> pl.DataFrame:
+    """Per pair id (of ``only``, if given): ``connections`` and the intervals between its
+    distinct seconds (``n_iv``, quartiles ``iv_q1..3``, median absolute deviation ``iv_mad``).
 
     The same numbers as grouped ``quantile(q, "linear")`` and ``median()`` calls, got
     from sorts of one Int64 key each (none for the rows when ``presorted``: already in
-    (pid, ts) order) and positional look-ups: Polars sorts one integer column more than ten times faster than
-    it sorts by two columns, and this runs over every touched pair's rows each batch.
+    (pid, ts) order) and positional look-ups: Polars sorts one integer column more than
+    ten times faster than it sorts by two columns, and this runs over every touched
+    pair's rows each batch.
     """
     empty = pl.DataFrame(
         schema={"pid": pl.Int64, "connections": pl.Int64, "n_iv": pl.Int64}
         | {c: pl.Float64 for c in ("iv_q1", "iv_q2", "iv_q3", "iv_mad")}
     )
+    wanted = None
+    if only is not None and presorted:
+        wanted = rows["pid"].is_in(only.implode())  # a row mask: the rows stay where they are
+    elif only is not None:
+        rows = rows.filter(pl.col("pid").is_in(only.implode()))
     if rows.height == 0:
         return empty
     sec = rows["ts"] // US
@@ -754,9 +765,14 @@ def _interval_stats(rows: pl.DataFrame, presorted: bool = False) -> pl.DataFrame
     else:
         key = (pids * width + (sec - lo)).sort(multithreaded=False)
         pid, sec = key // width, key % width
-    conns = _runs(pid).select("pid", pl.col("n").alias("connections"))
+    runs = _runs(pid)
+    if wanted is not None:
+        runs = runs.filter(wanted.gather(runs["start"]))
+    conns = runs.select("pid", pl.col("n").alias("connections"))
     iv = sec - sec.shift(1)
     valid = ((pid == pid.shift(1)) & (iv > 0)).fill_null(False)
+    if wanted is not None:
+        valid = valid & wanted
     iv, ivp = iv.filter(valid), pid.filter(valid)
     if iv.len() == 0:
         stats = empty.drop("connections")
