@@ -328,7 +328,9 @@ class BeaconDetector(Detector):
         mapping = pl.concat(
             [known.filter(pl.col("pid").is_not_null()).select("__pair", "pid"), new.select("__pair", "pid")]
         )
-        return conns.join(mapping, on="__pair").select(list(_ROWS_SCHEMA))
+        # strings stay behind: only the integer columns travel through the join
+        rows = conns.select("__pair", "ts", "bytes", "key").join(mapping, on="__pair")
+        return rows.select(list(_ROWS_SCHEMA))
 
     def _merge(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
         """Add new connections to the state, once each; return the pair ids touched."""
