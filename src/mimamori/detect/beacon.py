@@ -49,9 +49,9 @@ bookkeeping) and ``meta`` (newest timestamp and counters). Because every pair's 
 one contiguous run, per-pair counts, first and last times, the fast-poll tail and the
 interval quartiles and MAD come from positions in sorted Int64 keys (pair id · width +
 value) rather than from group-bys over the state; each batch is sorted and merged into
-the state by position. Bounds: rows older than 24 hours before the newest timestamp are dropped;
-a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at most
-``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
+the state by position. Bounds: rows older than 24 hours before the newest timestamp are
+dropped; a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at
+most ``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
 """
 
 from __future__ import annotations
