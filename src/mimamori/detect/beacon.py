@@ -263,7 +263,12 @@ class BeaconDetector(Detector):
             proxied.alias("proxied"),
             ts.alias("ts"),
             size.alias("bytes"),
-            pl.when(event_id.is_not_null()).then(event_id.hash(7)).otherwise(fallback).alias("key"),
+            # (the fallback hash is only worked out when some record lacks an event id)
+            (
+                event_id.hash(7)
+                if "event.id" in df.columns and df["event.id"].null_count() == 0
+                else pl.when(event_id.is_not_null()).then(event_id.hash(7)).otherwise(fallback)
+            ).alias("key"),
         )
         # Address tests run on distinct values (a few thousand), not on every row.
         internal_dip = _matching(df["dip"], lambda v: in_networks(v, ctx.networks))
