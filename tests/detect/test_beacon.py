@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from mimamori.detect import DETECTORS
+from mimamori.detect import beacon as beacon_mod
 from mimamori.detect.base import DetectContext
 from mimamori.detect.beacon import BeaconDetector
 from mimamori.events.schema import conform
@@ -264,3 +265,108 @@ def test_long_beacon_alerts_once_per_day():
     assert len(alerts) == 2
     assert len({a.dedup_key for a in alerts}) == 2
     assert (alerts[1].last_seen - alerts[0].last_seen) >= timedelta(hours=24)
+
+
+def _grouped_interval_stats(rows: pl.DataFrame) -> pl.DataFrame:
+    """The plain group-by computation that ``_interval_stats`` must reproduce exactly."""
+    secs = rows.select("pid", (pl.col("ts") // 1_000_000).alias("sec")).sort("pid", "sec")
+    iv = (
+        secs.with_columns(
+            pl.when(pl.col("pid") == pl.col("pid").shift(1))
+            .then(pl.col("sec") - pl.col("sec").shift(1))
+            .alias("iv")
+        )
+        .filter(pl.col("iv") > 0)
+        .select("pid", pl.col("iv").cast(pl.Float64))
+    )
+    stats = iv.group_by("pid").agg(
+        pl.len().cast(pl.Int64).alias("n_iv"),
+        *(pl.col("iv").quantile(q, "linear").alias(f"iv_q{i}") for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))),
+    )
+    mad = (
+        iv.join(stats.select("pid", "iv_q2"), on="pid")
+        .group_by("pid")
+        .agg((pl.col("iv") - pl.col("iv_q2")).abs().median().alias("iv_mad"))
+    )
+    return (
+        secs.group_by("pid")
+        .agg(pl.len().cast(pl.Int64).alias("connections"))
+        .join(stats, on="pid", how="left")
+        .join(mad, on="pid", how="left")
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_interval_stats_match_grouped_quantiles(seed):
+    rng = np.random.default_rng(seed)
+    n, pairs = int(rng.integers(1, 4000)), int(rng.integers(1, 50))
+    spread = (1, 3, 100, 86_400, 600, 86_400)[seed]  # 1: no intervals at all
+    # huge pair ids take the fallback that renumbers them before building sort keys
+    scale = 10**15 if seed % 3 == 2 else 1
+    rows = pl.DataFrame(
+        {
+            "pid": rng.integers(0, pairs, n) * scale,
+            "ts": (1_744_675_200 + rng.integers(0, spread, n)) * 1_000_000 + rng.integers(0, 1_000_000, n),
+        }
+    ).sample(fraction=1.0, shuffle=True, seed=seed)
+    expected = _grouped_interval_stats(rows).sort("pid")
+    got = beacon_mod._interval_stats(rows).sort("pid").select(expected.columns)
+    assert got.equals(expected)
+    presorted = beacon_mod._interval_stats(rows.sort("pid", "ts"), presorted=True)
+    assert presorted.sort("pid").select(expected.columns).equals(expected)
+    some = expected["pid"].gather_every(2)
+    for by_mask in (True, False):
+        part = beacon_mod._interval_stats(rows.sort("pid", "ts") if by_mask else rows, by_mask, some)
+        assert (
+            part.sort("pid")
+            .select(expected.columns)
+            .equals(expected.filter(pl.col("pid").is_in(some.implode())))
+        )
+
+
+def test_batched_state_scores_match_one_batch():
+    """Scores after many batches (in order; shuffled with duplicates; with a state whose rows
+    lost their order) equal the scores of the same connections given in one batch."""
+    rng = np.random.default_rng(10)
+    beacons = [
+        conns(
+            beacon_times(rng, period=p, jitter=j, hours=20),
+            dst,
+            src=src,
+            size=rng.integers(500, 520, int(20 * 3600 / p)),
+        )
+        for p, j, dst, src in (
+            (60, 3, "203.0.113.50", "192.168.20.10"),
+            (300, 20, "203.0.113.51", "192.168.20.11"),
+        )
+    ]
+    noise = [
+        conns(
+            np.sort(rng.uniform(0, 72_000, 400)),
+            f"198.51.100.{i}",
+            src=f"192.168.20.{20 + i % 5}",
+            size=rng.integers(100, 90_000, 400),
+            tag="n",
+        )
+        for i in range(12)
+    ]
+    frame = pl.concat([*beacons, *noise]).sort("@timestamp")
+    det = BeaconDetector()
+    c_one = ctx()
+    one = det.detect(frame, c_one)
+    c_many = ctx()
+    many = feed(det, [frame[i : i + 250] for i in range(0, frame.height, 250)], c_many)
+    shuffled = pl.concat([frame, frame.sample(500, seed=4)]).sample(fraction=1.0, shuffle=True, seed=5)
+    c_mixed = ctx()
+    mixed = []
+    for i in range(0, shuffled.height, 700):
+        mixed += det.detect(shuffled[i : i + 700], c_mixed)
+        c_mixed.state["rows"] = c_mixed.state["rows"].sample(fraction=1.0, shuffle=True, seed=i)
+    assert {a.indicator for a in one} == {a.indicator for a in many} == {a.indicator for a in mixed}
+    assert {a.indicator for a in one} == {"203.0.113.50", "203.0.113.51"}
+    reference = det.scores(c_one).drop("pid").sort("dst")
+    for c in (c_many, c_mixed):
+        assert det.scores(c).drop("pid").sort("dst").equals(reference)
+        assert c.state["rows"].height == frame.height
+    rows = c_many.state["rows"]
+    assert rows.equals(rows.sort("pid", "ts", maintain_order=True))  # kept in (pair, time) order

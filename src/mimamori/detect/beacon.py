@@ -35,19 +35,23 @@ strobe). One alert per pair per 24 hours of data time; its dedup key is (tenant,
 destination, UTC date of the last connection scored). NTP (udp/123) and ICMP are left out
 by default (``ignore_ports``, ``ignore_transports``): periodic by design. Touched pairs are
 rescored at most every ``rescore_seconds`` of data time unless their count grew by
-``rescore_growth``; only pairs whose timing passes the alert gates get the size and
-histogram parts computed.
+``rescore_growth``; pairs with fewer connections than an alert needs are not scored, and
+only pairs whose timing passes the alert gates get the size and histogram parts computed.
 
 A second rule catches fast-polling command and control that a 24-hour score misses:
 hundreds of small, regular connections within ``fast_window_seconds`` from one host to
 an external destination no host of the tenant had contacted before in the window.
 
 State (``ctx.state``, persisted as Polars frames): ``rows`` (pair id, timestamp, bytes,
-record key; one row per connection, deduplicated by event id per pair), ``pairs`` (pair
-id, source, destination, alert and scoring bookkeeping) and ``meta`` (newest timestamp
-and counters). Bounds: rows older than 24 hours before the newest timestamp are dropped;
-a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at most
-``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
+record key; one row per connection, deduplicated by event id per pair, kept sorted by
+pair id and timestamp), ``pairs`` (pair id, source, destination, alert and scoring
+bookkeeping) and ``meta`` (newest timestamp and counters). Because every pair's rows are
+one contiguous run, per-pair counts, first and last times, the fast-poll tail and the
+interval quartiles and MAD come from positions in sorted Int64 keys (pair id · width +
+value) rather than from group-bys over the state; each batch is sorted and merged into
+the state by position. Bounds: rows older than 24 hours before the newest timestamp are
+dropped; a pair keeps at most ``max_rows_per_pair`` newest rows; the whole state keeps at
+most ``max_rows`` newest rows; pairs without rows and without a live alert are dropped.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 
 from mimamori.detect.base import AlertDraft, DetectContext, Detector
@@ -192,8 +197,9 @@ class BeaconDetector(Detector):
             return []
         conns = self._assign_pairs(conns, st)
         touched = self._merge(conns, st)
-        self._prune(st, touched)
-        alerts = self._fast_poll(touched, st, ctx) + self._beacons(touched, st, ctx)
+        runs = self._prune(st)
+        touched_runs = runs.filter(pl.col("pid").is_in(touched["pid"].implode()))
+        alerts = self._fast_poll(touched_runs, runs, st, ctx) + self._beacons(touched_runs, st, ctx)
         st.save(ctx.state)
         return alerts
 
@@ -257,7 +263,12 @@ class BeaconDetector(Detector):
             proxied.alias("proxied"),
             ts.alias("ts"),
             size.alias("bytes"),
-            pl.when(event_id.is_not_null()).then(event_id.hash(7)).otherwise(fallback).alias("key"),
+            # (the fallback hash is only worked out when some record lacks an event id)
+            (
+                event_id.hash(7)
+                if "event.id" in df.columns and df["event.id"].null_count() == 0
+                else pl.when(event_id.is_not_null()).then(event_id.hash(7)).otherwise(fallback)
+            ).alias("key"),
         )
         # Address tests run on distinct values (a few thousand), not on every row.
         internal_dip = _matching(df["dip"], lambda v: in_networks(v, ctx.networks))
@@ -322,61 +333,73 @@ class BeaconDetector(Detector):
         mapping = pl.concat(
             [known.filter(pl.col("pid").is_not_null()).select("__pair", "pid"), new.select("__pair", "pid")]
         )
-        return conns.join(mapping, on="__pair").select(list(_ROWS_SCHEMA))
+        # strings stay behind: only the integer columns travel through the join
+        rows = conns.select("__pair", "ts", "bytes", "key").join(mapping, on="__pair")
+        return rows.select(list(_ROWS_SCHEMA))
 
     def _merge(self, conns: pl.DataFrame, st: _State) -> pl.DataFrame:
         """Add new connections to the state, once each; return the pair ids touched."""
-        fresh = conns.unique(["pid", "key"], keep="first", maintain_order=True)
+        # exact de-duplication only among rows whose (pair, key) hash repeats: a unique
+        # over two columns costs several times the hash test on half a million rows
+        repeated = conns.select(pl.struct("pid", "key").hash(seed=0x6D6D).is_duplicated()).to_series()
+        fresh = conns
+        if repeated.any():
+            twins = conns.filter(repeated).unique(["pid", "key"], keep="first", maintain_order=True)
+            fresh = pl.concat([conns.filter(~repeated), twins])
         lo, hi = fresh["ts"].min(), fresh["ts"].max()
         if st.rows.height:
             # a duplicate record carries the same timestamp, so only that time range can hold it
             near = st.rows.filter(pl.col("ts").is_between(lo, hi)).select("pid", "key")
             fresh = fresh.join(near, on=["pid", "key"], how="anti")
         st.count("duplicates", conns.height - fresh.height)
-        st.rows = pl.concat([st.rows, fresh]) if st.rows.height else fresh
+        # rows stay sorted by (pair, time): each pair is then one run of rows, and its
+        # counts, first and last times and intervals need no grouping
+        st.rows = _merge_rows(st.rows, fresh)
         return fresh.select("pid").unique()
 
-    def _prune(self, st: _State, touched: pl.DataFrame) -> None:
+    def _prune(self, st: _State) -> pl.DataFrame:
+        """Drop rows out of the window and over the caps; return the pairs' runs of rows."""
         assert st.newest is not None
         cutoff = st.newest - self.t.window_seconds * US
         rows = st.rows
         before = rows.height
         if rows.height and rows["ts"].min() < cutoff:  # type: ignore[operator]
             rows = rows.filter(pl.col("ts") >= cutoff)
-        # only the pairs that just gained rows can have gone over their cap
-        per_pair = (
-            rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
-            .group_by("pid")
-            .len()
-            .filter(pl.col("len") > self.t.max_rows_per_pair)
-        )
-        if per_pair.height:
-            heavy = rows.filter(pl.col("pid").is_in(per_pair["pid"].implode()))
-            kept = heavy.sort("ts", descending=True).group_by("pid").head(self.t.max_rows_per_pair)
-            rows = pl.concat([rows.filter(~pl.col("pid").is_in(per_pair["pid"].implode())), kept])
-            st.count("capped", heavy.height - kept.height)
-        if rows.height > self.t.max_rows:
-            kept = rows.top_k(self.t.max_rows, by="ts")
+        runs = _pair_runs(rows)
+        cap = self.t.max_rows_per_pair
+        if runs.height and runs["n"].max() > cap:  # type: ignore[operator]
+            # the newest rows of a pair are the end of its run
+            rid = rows["pid"].rle_id()
+            end = (runs["start"] + runs["n"]).gather(rid)
+            keep = pl.int_range(rows.height, dtype=pl.Int64, eager=True) >= end - cap
+            kept = rows.filter(keep)
             st.count("capped", rows.height - kept.height)
             rows = kept
-        st.rows = rows.rechunk() if rows.n_chunks() > 8 else rows
+        if rows.height > self.t.max_rows:
+            kept = _sort_rows(rows.top_k(self.t.max_rows, by="ts"))
+            st.count("capped", rows.height - kept.height)
+            rows = kept
+        if rows.height != before:
+            runs = _pair_runs(rows)
+        st.rows = rows
         if st.rows.height == before and st.pairs.height < 2 * max(before, 1):
-            return  # nothing left the window: every pair is still live
-        live = st.rows.select("pid").unique()
+            return runs  # nothing left the window: every pair is still live
         st.pairs = st.pairs.filter(
-            pl.col("pid").is_in(live["pid"].implode())
+            pl.col("pid").is_in(runs["pid"].implode())
             | (pl.col("alerted_until") > st.newest).fill_null(False)
             | (pl.col("fast_alerted_until") > st.newest).fill_null(False)
         )
+        return runs
 
     # ------------------------------------------------------------------ beacon score
 
     def _beacons(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+        """Score the touched pairs (their runs: pid, start, n) that are due; alert on hits."""
         assert st.newest is not None
         t = self.t
-        counts = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode())).group_by("pid").len("n")
         due = (
-            counts.join(st.pairs, on="pid")
+            touched.select("pid", "n")
+            .join(st.pairs, on="pid")
             .filter(
                 (pl.col("n") >= t.min_connections)
                 & (pl.col("alerted_until").fill_null(0) <= st.newest)
@@ -391,11 +414,15 @@ class BeaconDetector(Detector):
         )
         if due.height == 0:
             return []
-        rows = st.rows.filter(pl.col("pid").is_in(due["pid"].implode()))
-        scored, hist = _score(rows, st.window(t), t, gate=True)
         st.pairs = st.pairs.update(
             due.select("pid", pl.lit(st.newest).alias("scored_at"), pl.col("n").alias("scored_n")), on="pid"
         )
+        # a pair with fewer connections than an alert needs cannot alert: it is not scored
+        can_alert = pl.col("n") >= min(t.alert_min_connections, t.strobe_connections)
+        due = due.filter(can_alert)
+        if due.height == 0:
+            return []
+        scored, hist = _score(st.rows, st.window(t), t, gate=True, presorted=True, only=due["pid"])
         hits = scored.filter((pl.col("score") >= t.alert_score) & _alertable(t)).join(
             st.pairs.select("pid", "src", "dst"), on="pid"
         )
@@ -459,26 +486,30 @@ class BeaconDetector(Detector):
 
     # ------------------------------------------------------------------ fast polling
 
-    def _fast_poll(self, touched: pl.DataFrame, st: _State, ctx: DetectContext) -> list[AlertDraft]:
+    def _fast_poll(
+        self, touched: pl.DataFrame, runs: pl.DataFrame, st: _State, ctx: DetectContext
+    ) -> list[AlertDraft]:
+        """Fast polling among the touched pairs' runs; ``runs`` are all pairs' (for the rows)."""
         assert st.newest is not None
         t = self.t
         win = t.fast_window_seconds * US
-        rows = st.rows.filter(pl.col("pid").is_in(touched["pid"].implode()))
-        last = rows.group_by("pid").agg(pl.col("ts").max().alias("last"), pl.len().alias("n_all"))
-        cand = last.filter(pl.col("n_all") >= t.fast_min_connections).join(
-            st.pairs.filter(pl.col("fast_alerted_until").fill_null(0) <= st.newest), on="pid"
+        cand = touched.filter(pl.col("n") >= t.fast_min_connections).join(
+            st.pairs.filter(pl.col("fast_alerted_until").fill_null(0) <= st.newest).select("pid"), on="pid"
         )
         if cand.height == 0:
             return []
-        burst = (
-            rows.join(cand.select("pid", "last"), on="pid")
-            .filter(pl.col("ts") > pl.col("last") - win)
-            .sort("pid", "ts")
-            .with_columns(
-                pl.when(pl.col("pid") == pl.col("pid").shift(1))
-                .then((pl.col("ts") - pl.col("ts").shift(1)) / US)
-                .alias("iv")
-            )
+        # a pair's last fast window is the tail of its run of rows
+        rid = st.rows["pid"].rle_id()
+        wanted = runs["pid"].is_in(cand["pid"].implode()).gather(rid)
+        since = (runs["last_ts"] - win).gather(rid)
+        burst = st.rows.filter(wanted & (st.rows["ts"] > since))
+        big = _runs(burst["pid"]).filter(pl.col("n") >= t.fast_min_connections)
+        if big.height == 0:
+            return []
+        burst = burst.filter(pl.col("pid").is_in(big["pid"].implode())).with_columns(
+            pl.when(pl.col("pid") == pl.col("pid").shift(1))
+            .then((pl.col("ts") - pl.col("ts").shift(1)) / US)
+            .alias("iv")
         )
         stats = burst.group_by("pid").agg(
             pl.len().alias("n"),
@@ -503,7 +534,9 @@ class BeaconDetector(Detector):
         stats = stats.join(st.pairs.select("pid", "src", "dst"), on="pid")
         # "New" destination: no host of the tenant reached it before this burst, in the window.
         dst_pids = st.pairs.filter(pl.col("dst").is_in(stats["dst"].implode())).select("pid", "dst")
-        earliest = st.rows.join(dst_pids, on="pid").group_by("dst").agg(pl.col("ts").min().alias("dst_first"))
+        earliest = (
+            runs.join(dst_pids, on="pid").group_by("dst").agg(pl.col("first_ts").min().alias("dst_first"))
+        )
         stats = stats.join(earliest, on="dst").filter(pl.col("dst_first") >= pl.col("first"))
         alerts = []
         for h in stats.iter_rows(named=True):
@@ -572,39 +605,26 @@ def _quartiles(value: str, prefix: str) -> list[pl.Expr]:
 
 
 def _score(
-    rows: pl.DataFrame, window: tuple[int, int], t: BeaconThresholds, gate: bool = False
+    rows: pl.DataFrame,
+    window: tuple[int, int],
+    t: BeaconThresholds,
+    gate: bool = False,
+    presorted: bool = False,
+    only: pl.Series | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per pair id: the four part scores, the combined score and their statistics.
 
     Also returns the long hourly histogram (pid, bin, count). All Polars expressions; no
     Python work per connection. With ``gate``, only pairs that can still raise an alert
     (regular enough timing, enough connections, or strobes) get the size and histogram
-    parts: the timing part alone rules out most ordinary traffic, cheaply.
+    parts: the timing part alone rules out most ordinary traffic, cheaply. ``presorted``:
+    the rows are in (pid, ts) order, as the detector keeps its state; ``only``: score just
+    these pair ids (without copying the other pairs' rows out first).
     """
     dmin, dmax = window
     span = max(dmax - dmin, 1)
-    secs = rows.select("pid", (pl.col("ts") // US).alias("sec")).sort("pid", "sec")
-    # intervals between distinct seconds
-    iv = (
-        secs.with_columns(
-            pl.when(pl.col("pid") == pl.col("pid").shift(1))
-            .then(pl.col("sec") - pl.col("sec").shift(1))
-            .alias("iv")
-        )
-        .filter(pl.col("iv") > 0)
-        .select("pid", pl.col("iv").cast(pl.Float64))
-    )
-    iv_stats = iv.group_by("pid").agg(pl.len().alias("n_iv"), *_quartiles("iv", "iv"))
-    iv_mad = (
-        iv.join(iv_stats.select("pid", "iv_q2"), on="pid")
-        .group_by("pid")
-        .agg((pl.col("iv") - pl.col("iv_q2")).abs().median().alias("iv_mad"))
-    )
     timing = (
-        secs.group_by("pid")
-        .agg(pl.len().alias("connections"))
-        .join(iv_stats, on="pid", how="left")
-        .join(iv_mad, on="pid", how="left")
+        _interval_stats(rows, presorted, only)
         .with_columns(
             (pl.col("n_iv").fill_null(0) + 1).alias("distinct_ts"),
             _bowley(pl.col("iv_q1"), pl.col("iv_q2"), pl.col("iv_q3")).alias("iv_skew"),
@@ -620,6 +640,8 @@ def _score(
     if gate:
         timing = timing.filter(_alertable(t))
         rows = rows.filter(pl.col("pid").is_in(timing["pid"].implode()))
+    elif only is not None:
+        rows = rows.filter(pl.col("pid").is_in(only.implode()))
     secs = rows.select("pid", "ts", "bytes")
     sizes = secs.select("pid", pl.col("bytes").cast(pl.Float64)).drop_nulls()
     ds_stats = sizes.group_by("pid").agg(
@@ -713,6 +735,194 @@ def _score(
         ),
     )
     return out, hist
+
+
+def _interval_stats(
+    rows: pl.DataFrame, presorted: bool = False, only: pl.Series | None = None
+) -> pl.DataFrame:
+    """Per pair id (of ``only``, if given): ``connections`` and the intervals between its
+    distinct seconds (``n_iv``, quartiles ``iv_q1..3``, median absolute deviation ``iv_mad``).
+
+    The same numbers as grouped ``quantile(q, "linear")`` and ``median()`` calls, got
+    from sorts of one Int64 key each (none for the rows when ``presorted``: already in
+    (pid, ts) order) and positional look-ups: Polars sorts one integer column more than
+    ten times faster than it sorts by two columns, and this runs over every touched
+    pair's rows each batch.
+    """
+    empty = pl.DataFrame(
+        schema={"pid": pl.Int64, "connections": pl.Int64, "n_iv": pl.Int64}
+        | {c: pl.Float64 for c in ("iv_q1", "iv_q2", "iv_q3", "iv_mad")}
+    )
+    wanted = None
+    if only is not None and presorted:
+        wanted = rows["pid"].is_in(only.implode())  # a row mask: the rows stay where they are
+    elif only is not None:
+        rows = rows.filter(pl.col("pid").is_in(only.implode()))
+    if rows.height == 0:
+        return empty
+    sec = rows["ts"] // US
+    lo, hi = int(sec.min()), int(sec.max())  # type: ignore[arg-type]
+    width = hi - lo + 1  # intervals and offsets are below this
+    pids = rows["pid"]
+    remap = int(pids.max()) >= (1 << 62) // (2 * width + 1)  # type: ignore[arg-type]
+    if remap:
+        pids = pids.rank("dense").cast(pl.Int64)  # keep the combined keys within Int64
+    if presorted:
+        pid, sec = pids, sec - lo
+    else:
+        key = (pids * width + (sec - lo)).sort(multithreaded=False)
+        pid, sec = key // width, key % width
+    runs = _runs(pid)
+    if wanted is not None:
+        runs = runs.filter(wanted.gather(runs["start"]))
+    conns = runs.select("pid", pl.col("n").alias("connections"))
+    iv = sec - sec.shift(1)
+    valid = ((pid == pid.shift(1)) & (iv > 0)).fill_null(False)
+    if wanted is not None:
+        valid = valid & wanted
+    iv, ivp = iv.filter(valid), pid.filter(valid)
+    if iv.len() == 0:
+        stats = empty.drop("connections")
+    else:
+        key = (ivp * width + iv).sort(multithreaded=False)
+        ivp, iv = key // width, key % width
+        runs = _runs(ivp)
+        stats = runs.select(
+            "pid",
+            pl.col("n").alias("n_iv"),
+            *(_at_quantile(iv, q).alias(f"iv_q{i}") for i, q in ((1, 0.25), (2, 0.5), (3, 0.75))),
+        )
+        mad = _run_mads(
+            iv.to_numpy(), runs["start"].to_numpy(), runs["n"].to_numpy(), stats["iv_q2"].to_numpy()
+        )
+        stats = stats.with_columns(pl.Series("iv_mad", mad))
+    out = conns.join(stats, on="pid", how="left")
+    if remap:
+        ranks = pl.DataFrame({"pid": pids, "orig": rows["pid"]}).unique("pid")
+        out = out.join(ranks, on="pid").drop("pid").rename({"orig": "pid"}).select(empty.columns)
+    return out
+
+
+def _run_mads(values: np.ndarray, start: np.ndarray, n: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """Median absolute deviation from ``med`` of each run (``start``, ``n``) of sorted values.
+
+    A sorted run's deviations form two sorted lists, ``med - v`` below the median (read
+    backwards) and ``v - med`` above it; the middle deviations are picked from the two
+    lists by binary searches run over all runs at once, instead of sorting deviations.
+    """
+    vals = values.astype(np.float64)
+
+    def at(i: np.ndarray) -> np.ndarray:
+        return vals.take(i, mode="clip")  # out-of-run indexes only where the result is unused
+
+    # how many values of each run are <= its median
+    below = _search(np.zeros_like(n), n, lambda r, mid: at(start[r] + mid) <= med[r])
+    above = n - below
+
+    def lower(r: np.ndarray, j: np.ndarray) -> np.ndarray:  # j-th smallest deviation under the median
+        return med[r] - at(start[r] + below[r] - 1 - j)
+
+    def upper(r: np.ndarray, j: np.ndarray) -> np.ndarray:  # j-th smallest deviation over it
+        return at(start[r] + below[r] + j) - med[r]
+
+    def kth(k: np.ndarray) -> np.ndarray:
+        # a of the k + 1 smallest deviations come from below, k + 1 - a from above
+        def more(r: np.ndarray, a: np.ndarray) -> np.ndarray:
+            b = k[r] + 1 - a
+            return (a < below[r]) & (b > 0) & (upper(r, b - 1) > lower(r, a))
+
+        a = _search(np.maximum(0, k + 1 - above), np.minimum(k + 1, below), more)
+        b = k + 1 - a
+        r = np.arange(len(n))
+        return np.maximum(
+            np.where(a > 0, lower(r, a - 1), -np.inf), np.where(b > 0, upper(r, b - 1), -np.inf)
+        )
+
+    low, high = kth((n - 1) // 2), kth(n // 2)
+    return low + (high - low) * 0.5
+
+
+def _search(
+    lo: np.ndarray, hi: np.ndarray, go_right: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Per element, the smallest x in [lo, hi] where ``go_right(elements, x)`` is false
+    (it must be true below some point and false from there on)."""
+    lo, hi = lo.copy(), hi.copy()
+    active = np.flatnonzero(lo < hi)
+    while active.size:
+        mid = (lo[active] + hi[active]) // 2
+        right = go_right(active, mid)
+        lo[active[right]] = mid[right] + 1
+        hi[active[~right]] = mid[~right]
+        active = active[lo[active] < hi[active]]
+    return lo
+
+
+def _sort_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """State rows sorted by (pair id, timestamp), through one Int64 key when it fits."""
+    if rows.height == 0:
+        return rows
+    lo, hi = rows["ts"].min(), rows["ts"].max()
+    width = int(hi) - int(lo) + 1  # type: ignore[arg-type]
+    if int(rows["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
+        return rows.sort("pid", "ts", multithreaded=False)
+    return rows.sort(pl.col("pid") * width + (pl.col("ts") - lo), multithreaded=False)
+
+
+def _merge_rows(rows: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` and ``fresh`` as one frame sorted by (pair id, timestamp).
+
+    The batch is sorted and merged into the state by position (linear) rather than the
+    state sorted again; a state not in order (written by an older version) is sorted.
+    """
+    both = pl.concat([rows, fresh])
+    if rows.height == 0 or fresh.height == 0:
+        return _sort_rows(both)
+    lo, hi = both["ts"].min(), both["ts"].max()
+    width = int(hi) - int(lo) + 1  # type: ignore[arg-type]
+    if int(both["pid"].max()) >= (1 << 62) // width:  # type: ignore[arg-type]
+        return _sort_rows(both)
+    key = pl.col("pid") * width + (pl.col("ts") - lo)
+    old_keys = rows.select(key).to_series()
+    if not old_keys.is_sorted():
+        return _sort_rows(both)
+    fresh = fresh.sort(key, multithreaded=False)
+    new_keys = fresh.select(key).to_series().to_numpy()
+    # where each fresh row lands in the merged frame
+    at = np.searchsorted(old_keys.to_numpy(), new_keys, side="right") + np.arange(len(new_keys))
+    is_new = np.zeros(both.height, dtype=bool)
+    is_new[at] = True
+    order = np.empty(both.height, dtype=np.int64)
+    order[is_new] = np.arange(rows.height, both.height)
+    order[~is_new] = np.arange(rows.height)
+    return pl.concat([rows, fresh]).select(pl.all().gather(pl.Series(order)))
+
+
+def _pair_runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """(pid, start, n, first_ts, last_ts) of each pair in rows sorted by (pid, ts)."""
+    runs = _runs(rows["pid"])
+    ts = rows["ts"]
+    return runs.with_columns(
+        ts.gather(runs["start"]).alias("first_ts"), ts.gather(runs["start"] + runs["n"] - 1).alias("last_ts")
+    )
+
+
+def _runs(sorted_ids: pl.Series) -> pl.DataFrame:
+    """(pid, start, n) of each run of equal values in a sorted id column."""
+    first = (sorted_ids != sorted_ids.shift(1)).fill_null(True)
+    start = first.arg_true().cast(pl.Int64)
+    n = pl.concat([start.slice(1), pl.Series([sorted_ids.len()], dtype=pl.Int64)]) - start
+    return pl.DataFrame({"pid": sorted_ids.gather(start), "start": start, "n": n})
+
+
+def _at_quantile(values: pl.Series, q: float) -> pl.Expr:
+    """The linear-interpolated ``q`` quantile of each run (``start``, ``n``) of sorted values."""
+    pos = (pl.col("n") - 1) * q
+    i = pos.floor().cast(pl.Int64)
+    j = (i + 1).clip(upper_bound=pl.col("n") - 1)
+    low = pl.lit(values).gather(pl.col("start") + i).cast(pl.Float64)
+    high = pl.lit(values).gather(pl.col("start") + j).cast(pl.Float64)
+    return low + (high - low) * (pos - i)
 
 
 def _longest_circular_run(df: pl.DataFrame) -> pl.DataFrame:
