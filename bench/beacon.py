@@ -7,11 +7,8 @@ session. Feeds them in time order to ``BeaconDetector`` in batches (default 500,
 one persistent state, and prints wall seconds, CPU seconds, peak RSS and the planted beacons
 found. Targets from the issue: under 60 s and under 4 GB on a 2-core machine.
 
-    .venv/bin/python -P bench/beacon.py [--records N] [--batch N]
-    .venv/bin/python -P bench/beacon.py --quick          # 1,000,000 records
-
-(``-P``: without it the script's own directory comes first on ``sys.path`` and
-``bench/sigma.py`` shadows pySigma's ``sigma`` package, which the detectors import.)
+    .venv/bin/python bench/beacon.py [--records N] [--batch N]
+    .venv/bin/python bench/beacon.py --quick          # 1,000,000 records
 """
 
 from __future__ import annotations
