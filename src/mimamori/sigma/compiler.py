@@ -86,6 +86,34 @@ class Needs:
 # A leaf in a form that can be grouped with its siblings: (kind, column, literal)
 _Groupable = tuple[str, str, str]
 
+#: A boolean tree: ``("leaf", key, expr, substring)`` (a null-filled kernel; equal ``key``s are
+#: the same test, so the engine evaluates each once per batch however many rules share it;
+#: ``substring`` is ``(column, text)`` when the test is "column contains text", which the engine
+#: runs for all rules at once with one Aho-Corasick pass per column), ``("and", children)``,
+#: ``("or", children)``, ``("not", child)``.
+Tree = tuple[Any, ...]
+
+
+def leaf(expr: pl.Expr, substring: tuple[str, str] | None = None) -> Tree:
+    e = expr.fill_null(False)
+    return ("leaf", str(e), e, substring)
+
+
+def tree_expr(t: Tree) -> pl.Expr:
+    """The one Polars expression of a tree."""
+    if t[0] == "leaf":
+        return t[2]
+    if t[0] == "not":
+        return ~tree_expr(t[1])
+    kids = [tree_expr(c) for c in t[1]]
+    if len(kids) == 1:
+        return kids[0]
+    return pl.all_horizontal(kids) if t[0] == "and" else pl.any_horizontal(kids)
+
+
+def _node(op: str, kids: list[Tree]) -> Tree:
+    return kids[0] if len(kids) == 1 else (op, tuple(kids))
+
 
 class Compiler:
     """Compiles one rule's condition tree; ``needs`` collects the columns it reads."""
@@ -96,24 +124,43 @@ class Compiler:
     # ------------------------------------------------------------------ tree
     def compile(self, node: Any) -> pl.Expr:
         """``node``: a pySigma condition element (item, field=value or value expression)."""
+        return tree_expr(self.tree(node))
+
+    def tree(self, node: Any) -> Tree:
         if isinstance(node, ConditionAND):
-            return pl.all_horizontal([self.compile(a) for a in node.args])
+            return _node("and", [self.tree(a) for a in node.args])
         if isinstance(node, ConditionOR):
             return self._or(node.args)
         if isinstance(node, ConditionNOT):
-            return ~self.compile(node.args[0])
+            return ("not", self.tree(node.args[0]))
         if isinstance(node, ConditionFieldEqualsValueExpression):
             g = self._groupable(node.field, node.value)
             if g is not None:
                 return self._grouped([g])
-            return self._leaf(node.field, node.value).fill_null(False)
+            if isinstance(node.value, SigmaExpansion) and node.field is not None:
+                # e.g. |windash: one alternative per dash, most of them plain substrings
+                return self._alternatives(node.field, node.value.values)
+            return leaf(self._leaf(node.field, node.value))
         if isinstance(node, ConditionValueExpression):
-            return self._keyword(node.value).fill_null(False)
+            return leaf(self._keyword(node.value))
         raise SigmaCompileError(f"unsupported condition element {type(node).__name__}")
 
-    def _or(self, args: list) -> pl.Expr:
+    def _alternatives(self, fname: str, values: list[SigmaType]) -> Tree:
         groupable: list[_Groupable] = []
-        rest: list[pl.Expr] = []
+        rest: list[Tree] = []
+        for v in values:
+            g = self._groupable(fname, v)
+            if g is not None:
+                groupable.append(g)
+            else:
+                rest.append(leaf(self._leaf(fname, v)))
+        if groupable:
+            rest.append(self._grouped(groupable))
+        return _node("or", rest)
+
+    def _or(self, args: list) -> Tree:
+        groupable: list[_Groupable] = []
+        rest: list[Tree] = []
         for a in args:
             g = (
                 self._groupable(a.field, a.value)
@@ -123,10 +170,10 @@ class Compiler:
             if g is not None:
                 groupable.append(g)
             else:
-                rest.append(self.compile(a))
+                rest.append(self.tree(a))
         if groupable:
             rest.append(self._grouped(groupable))
-        return rest[0] if len(rest) == 1 else pl.any_horizontal(rest)
+        return _node("or", rest)
 
     # ------------------------------------------------------------------ plain strings
     def _groupable(self, fname: str | None, value: SigmaType) -> _Groupable | None:
@@ -153,11 +200,12 @@ class Compiler:
             return ("endswith", fname, text)
         return None  # e.g. "**x" or "x**": left to the regex path
 
-    def _grouped(self, items: list[_Groupable]) -> pl.Expr:
+    def _grouped(self, items: list[_Groupable]) -> Tree:
         by: dict[tuple[str, str], list[str]] = {}
         for kind, fname, text in items:
             by.setdefault((kind, fname), []).append(text)
         exprs: list[pl.Expr] = []
+        subs: list[Tree] = []
         for (kind, fname), texts in by.items():
             if kind == "any":
                 self.needs.raw.add(fname)
@@ -171,16 +219,13 @@ class Compiler:
             elif kind == "contains":
                 if "" in uniq:
                     exprs.append(c.is_not_null())
-                elif len(uniq) <= AHO_CORASICK_MIN:
-                    exprs.extend(c.str.contains(t, literal=True) for t in uniq)
                 else:
-                    exprs.append(c.str.contains_any(uniq))
+                    subs.extend(leaf(c.str.contains(t, literal=True), (lc(fname), t)) for t in uniq)
             elif kind == "startswith":
                 exprs.extend(c.str.starts_with(t) for t in uniq)
             else:
                 exprs.extend(c.str.ends_with(t) for t in uniq)
-        out = exprs[0] if len(exprs) == 1 else pl.any_horizontal(exprs)
-        return out.fill_null(False)
+        return _node("or", [leaf(e) for e in exprs] + subs)
 
     # ------------------------------------------------------------------ other leaves
     def _leaf(self, fname: str | None, value: SigmaType) -> pl.Expr:
@@ -290,7 +335,7 @@ class Compiler:
             if cased:
                 raise SigmaCompileError("cased keyword searches are not supported")
             if pattern is None:
-                return c.str.contains(text.lower(), literal=True)
+                return c.str.contains(text.lower(), literal=True)  # keywords: see tree()
             return c.str.contains("(?s)" + pattern)
         if isinstance(value, SigmaNumber):
             return c.str.contains(str(value.number), literal=True)

@@ -36,7 +36,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import SigmaNumber, SigmaString
 
-from mimamori.sigma.compiler import Compiler, Needs
+from mimamori.sigma.compiler import Compiler, Needs, Tree, _node, tree_expr
 from mimamori.sigma.errors import RuleIssue, RulesNotFoundError, SigmaCompileError
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -102,6 +102,8 @@ class CompiledVariant:
     needs: Needs
     channels: frozenset[str] | None  # lower-cased Channel values, None: any
     event_ids: frozenset[str] | None
+    #: ``expr`` as a boolean tree of null-filled leaves (see ``compiler.Tree``)
+    tree: Tree = ("or", ())
     #: a cheap, selective conjunct of ``expr`` (true wherever ``expr`` is): the engine runs it on
     #: every event and ``expr`` only where it holds. None: ``expr`` runs on every event.
     prefilter: pl.Expr | None = None
@@ -178,13 +180,13 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
     pipeline_of(variant).apply(rule)
     comp = Compiler()
     trees: list[Any] = [c.parsed for c in rule.detection.parsed_condition]
-    exprs = [comp.compile(t) for t in trees]
-    expr = exprs[0] if len(exprs) == 1 else pl.any_horizontal(exprs)
+    tree = _node("or", [comp.tree(t) for t in trees])
+    expr = tree_expr(tree)
     channels = _common([_pins(t, "Channel") for t in trees])
     if channels is None:
         raise SigmaCompileError(f"log source {_logsource(rule)} is not mapped to a Windows channel")
     out = CompiledVariant(
-        index, variant, expr, comp.needs, channels, _common([_pins(t, "EventID") for t in trees])
+        index, variant, expr, comp.needs, channels, _common([_pins(t, "EventID") for t in trees]), tree
     )
     lits = [_necessary(t) for t in trees]
     if all(x is not None for x in lits):
