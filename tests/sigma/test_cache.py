@@ -94,4 +94,8 @@ def test_the_cached_sigmahq_rule_set_finds_the_same_detections(sigmahq, corpus_e
     ours = SigmaEngine(sigmahq).evaluate(wide)
     again = SigmaEngine(warm).evaluate(wide)
     assert ours.height > 500
-    assert ours.select("rule", "__row").sort("rule", "__row").equals(again.select("rule", "__row").sort("rule", "__row"))
+    assert (
+        ours.select("rule", "__row")
+        .sort("rule", "__row")
+        .equals(again.select("rule", "__row").sort("rule", "__row"))
+    )

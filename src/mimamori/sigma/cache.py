@@ -65,7 +65,7 @@ def cached_ruleset(
             return got, True
     except FileNotFoundError:
         pass
-    except Exception:  # noqa: BLE001 - a damaged entry of any kind is rebuilt, never fatal
+    except Exception:  # a damaged entry of any kind (unpickling raises anything) is rebuilt
         with contextlib.suppress(OSError):
             path.unlink()
     ruleset = build()

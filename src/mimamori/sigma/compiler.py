@@ -110,7 +110,12 @@ Tree = tuple[Any, ...]
 
 def leaf(expr: pl.Expr, substring: tuple[str, str] | None = None) -> Tree:
     e = expr.fill_null(False)
-    return ("leaf", str(e), e, substring)
+    return ("leaf", expr_key(e), e, substring)
+
+
+def expr_key(e: pl.Expr) -> bytes:
+    """Equal for equal expressions (``str`` would not do: it elides the middle of long lists)."""
+    return e.meta.serialize()
 
 
 def tree_expr(t: Tree) -> pl.Expr:

@@ -45,12 +45,15 @@ def empty_detections() -> pl.DataFrame:
     return pl.DataFrame(schema=DETECTION_SCHEMA)
 
 
+#: from this many substrings on one column, one Aho-Corasick pass beats separate searches
+AHO_CORASICK_MIN = 24
+
 #: a variant's tree over leaf ids: an id, or (op, children) with op one of these
 _AND, _OR, _NOT = 1, 2, 3
 _Program = int | tuple[Any, ...]
 
 
-def _run_program(p: _Program, bits: list[int], full: int) -> int:
+def _run_program(p: _Program, bits: dict[int, int], full: int) -> int:
     """The rows (bit set) where a tree holds, from the bit sets of its leaves."""
     if isinstance(p, int):
         return bits[p]
@@ -108,14 +111,13 @@ def _substring_bitsets(frame: pl.DataFrame, texts: dict[str, list[str]]) -> dict
     keys = found.select("__col", "__lit").unique(maintain_order=True).with_row_index("__k")
     # every key's rows in one flat bitmap, each key's part byte-aligned: one scatter, no loop
     stride = (frame.height + 7) // 8 * 8
-    at = found.join(keys, on=["__col", "__lit"]).select(pl.col("__k").cast(pl.UInt64) * stride + pl.col("__pos"))
+    at = found.join(keys, on=["__col", "__lit"]).select(
+        pl.col("__k").cast(pl.UInt64) * stride + pl.col("__pos")
+    )
     flat = pl.repeat(False, keys.height * stride, dtype=pl.Boolean, eager=True).scatter(at.to_series(), True)
     raw = _bitmap_int(flat.to_frame().to_arrow().column(0)).to_bytes(keys.height * stride // 8, "little")
     step = stride // 8
-    return {
-        (c, t): int.from_bytes(raw[k * step : (k + 1) * step], "little")
-        for k, c, t in keys.iter_rows()
-    }
+    return {(c, t): int.from_bytes(raw[k * step : (k + 1) * step], "little") for k, c, t in keys.iter_rows()}
 
 
 def _positions(bits: int, n: int) -> list[int]:
@@ -126,6 +128,39 @@ def _positions(bits: int, n: int) -> list[int]:
         out.append(low.bit_length() - 1)
         bits ^= low
     return out
+
+
+class _Leaves:
+    """The distinct leaves of the rule trees (one id per distinct test) and each variant's
+    tree over their ids, made once per engine."""
+
+    def __init__(self) -> None:
+        self.exprs: list[pl.Expr] = []
+        self.substrings: dict[int, tuple[str, str]] = {}  # leaf id -> (column, text)
+        self._ids: dict[bytes, int] = {}
+        self._programs: dict[int, tuple[_Program, frozenset[int]]] = {}  # id(variant) ->
+
+    def program(self, v: CompiledVariant) -> tuple[_Program, frozenset[int]]:
+        """The variant's tree over leaf ids, and the ids it reads."""
+        got = self._programs.get(id(v))
+        if got is None:
+            used: set[int] = set()
+            got = self._programs[id(v)] = (self._program(v.tree, used), frozenset(used))
+        return got
+
+    def _program(self, t: Tree, used: set[int]) -> _Program:
+        if t[0] == "leaf":
+            i = self._ids.get(t[1])
+            if i is None:
+                i = self._ids[t[1]] = len(self.exprs)
+                self.exprs.append(t[2].alias(f"__l{i}"))
+                if t[3] is not None:
+                    self.substrings[i] = t[3]
+            used.add(i)
+            return i
+        if t[0] == "not":
+            return (_NOT, self._program(t[1], used))
+        return (_AND if t[0] == "and" else _OR, tuple(self._program(c, used) for c in t[1]))
 
 
 @dataclass
@@ -140,28 +175,36 @@ class _Plan:
     #: indices of the variants that need it
     literal_texts: dict[str, list[str]] = field(default_factory=dict)
     literal_owners: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    many_literals: dict[str, list[str]] = field(default_factory=dict)  # searched by Aho-Corasick
+    few_literals: list[tuple[str, str]] = field(default_factory=list)  # searched one by one
+    few_literal_exprs: list[pl.Expr] = field(default_factory=list)
     rest: list[CompiledVariant] = field(default_factory=list)
     pre_exprs: list[pl.Expr] = field(default_factory=list)
     slot: list[int | None] = field(default_factory=list)  # rest[i] -> its prefilter column
-    #: the distinct leaves of all the variants' trees, and each variant's tree over their ids
-    leaves: list[pl.Expr] = field(default_factory=list)
-    substrings: dict[int, tuple[str, str]] = field(default_factory=dict)  # leaf id -> (column, text)
-    programs: dict[int, tuple[_Program, frozenset[int]]] = field(default_factory=dict)  # id(variant)
+    #: the engine's table of distinct leaves (shared by all plans)
+    table: _Leaves = field(default_factory=lambda: _Leaves())
 
     def __post_init__(self) -> None:
         self.read = {*self.needs.raw, *self.needs.lower}
-        ids: dict[str, int] = {}
         for v in self.variants:
-            used: set[int] = set()
-            self.programs[id(v)] = (self._program(v.tree, ids, used), frozenset(used))
+            self.table.program(v)
         self.by_literal = [v for v in self.variants if v.literals]
         for i, v in enumerate(self.by_literal):
             for f, lit in v.literals or ():
                 self.literal_owners.setdefault((LC + f, lit), []).append(i)
         for col, lit in sorted(self.literal_owners):
             self.literal_texts.setdefault(col, []).append(lit)
+        for col, lits in self.literal_texts.items():
+            if len(lits) >= AHO_CORASICK_MIN:
+                self.many_literals[col] = lits
+            else:
+                self.few_literals.extend((col, lit) for lit in lits)
+        self.few_literal_exprs = [
+            pl.col(c).str.contains(t, literal=True).fill_null(False).alias(f"__f{k}")
+            for k, (c, t) in enumerate(self.few_literals)
+        ]
         self.rest = [v for v in self.variants if not v.literals]
-        keys: dict[str, int] = {}
+        keys: dict[bytes, int] = {}
         for v in self.rest:
             if v.prefilter is None:
                 self.slot.append(None)
@@ -172,20 +215,6 @@ class _Plan:
                 self.pre_exprs.append(v.prefilter.alias(f"__p{k}"))
             self.slot.append(k)
 
-    def _program(self, t: Tree, ids: dict[str, int], used: set[int]) -> _Program:
-        if t[0] == "leaf":
-            i = ids.get(t[1])
-            if i is None:
-                i = ids[t[1]] = len(self.leaves)
-                self.leaves.append(t[2].alias(f"__l{i}"))
-                if t[3] is not None:
-                    self.substrings[i] = t[3]
-            used.add(i)
-            return i
-        if t[0] == "not":
-            return (_NOT, self._program(t[1], ids, used))
-        return (_AND if t[0] == "and" else _OR, tuple(self._program(c, ids, used) for c in t[1]))
-
     def columns(self, wide: pl.DataFrame) -> list[str]:
         """Keyword searches read every Windows field of the event."""
         return sorted(set(sigma_columns(wide)) | (self.read & set(wide.columns)))
@@ -195,6 +224,7 @@ class _Plan:
 class SigmaEngine:
     ruleset: RuleSet
     _plans: dict[tuple[str, str], _Plan] = field(default_factory=dict)
+    _leaves: _Leaves = field(default_factory=_Leaves)
 
     def _plan(self, channel: str, event_id: str) -> _Plan:
         key = (channel, event_id)
@@ -210,7 +240,7 @@ class SigmaEngine:
             for v in chosen:
                 needs.update(v.needs)
                 needs.lower |= {f for f, _lit in v.literals or ()}
-            plan = self._plans[key] = _Plan(chosen, needs)
+            plan = self._plans[key] = _Plan(chosen, needs, table=self._leaves)
         return plan
 
     def evaluate(self, wide: pl.DataFrame) -> pl.DataFrame:
@@ -290,29 +320,33 @@ class SigmaEngine:
     def _matches(frame: pl.DataFrame, plan: _Plan, chosen: list[CompiledVariant]) -> pl.DataFrame:
         """The chosen variants on every row of ``frame``, as (rule, __row) pairs: each distinct
         leaf once (one ``select``, run in parallel by Polars), then each tree over bit sets."""
-        needed = set().union(*(plan.programs[id(v)][1] for v in chosen))
-        subs = plan.substrings
-        used = sorted(i for i in needed if i not in subs)
-        vals = frame.select([plan.leaves[i] for i in used])
-        bits = [0] * len(plan.leaves)
-        for i, b in zip(used, _bitsets(vals, frame.height), strict=True):
-            bits[i] = b
+        table = plan.table
+        programs = [table.program(v) for v in chosen]
+        needed = set().union(*(used for _p, used in programs))
+        subs = table.substrings
         owners: dict[tuple[str, str], list[int]] = {}
         for i in needed:
             if i in subs:
                 owners.setdefault(subs[i], []).append(i)
-        if owners:
-            texts: dict[str, list[str]] = {}
-            for col, text in sorted(owners):
-                texts.setdefault(col, []).append(text)
-            for key, b in _substring_bitsets(frame, texts).items():
+        texts: dict[str, list[str]] = {}
+        for col, text in sorted(owners):
+            texts.setdefault(col, []).append(text)
+        # a few substrings: one memmem search each beats building an automaton and its matches
+        many = {c: t for c, t in texts.items() if len(t) >= AHO_CORASICK_MIN}
+        used = sorted(i for i in needed if i not in subs or subs[i][0] not in many)
+        vals = frame.select([table.exprs[i] for i in used])
+        bits: dict[int, int] = dict.fromkeys(needed, 0)
+        for i, b in zip(used, _bitsets(vals, frame.height), strict=True):
+            bits[i] = b
+        if many:
+            for key, b in _substring_bitsets(frame, many).items():
                 for i in owners[key]:
                     bits[i] = b
         full = (1 << frame.height) - 1
         rules: list[int] = []
         at: list[int] = []
-        for v in chosen:
-            hit = _run_program(plan.programs[id(v)][0], bits, full)
+        for v, (program, _used) in zip(chosen, programs, strict=True):
+            hit = _run_program(program, bits, full)
             if hit:
                 got = _positions(hit, frame.height)
                 rules.extend([v.rule] * len(got))
@@ -323,22 +357,33 @@ class SigmaEngine:
         )
 
     @staticmethod
-    def _by_literals(part: pl.DataFrame, plan: _Plan, chosen: list[CompiledVariant], rows: list[pl.Series]) -> bool:
-        """Candidate events from one Aho-Corasick pass per field over the literals of which
-        each rule needs one."""
-        found = _found(part, plan.literal_texts)
-        if found.height == 0:
-            return False
-        rows.append(found["__pos"])
+    def _by_literals(
+        part: pl.DataFrame, plan: _Plan, chosen: list[CompiledVariant], rows: list[pl.Series]
+    ) -> bool:
+        """Candidate events: those with one of the literals of which each rule needs one (one
+        Aho-Corasick pass per column with many literals, one search per literal otherwise)."""
         picked: set[int] = set()
         owners = plan.literal_owners
-        for key in found.select("__col", "__lit").unique().iter_rows():
-            picked.update(owners[key])
+        if plan.few_literals:
+            flags = part.select(plan.few_literal_exprs)
+            for key, hit in zip(plan.few_literals, flags.select(pl.all().any()).row(0), strict=True):
+                if hit:
+                    picked.update(owners[key])
+            if picked:
+                rows.append(flags.select(pl.any_horizontal(pl.all())).to_series().arg_true().cast(pl.UInt32))
+        if plan.many_literals:
+            found = _found(part, plan.many_literals)
+            if found.height:
+                rows.append(found["__pos"])
+                for key in found.select("__col", "__lit").unique().iter_rows():
+                    picked.update(owners[key])
         chosen.extend(plan.by_literal[i] for i in sorted(picked))
         return False
 
     @staticmethod
-    def _by_prefilters(part: pl.DataFrame, plan: _Plan, chosen: list[CompiledVariant], rows: list[pl.Series]) -> bool:
+    def _by_prefilters(
+        part: pl.DataFrame, plan: _Plan, chosen: list[CompiledVariant], rows: list[pl.Series]
+    ) -> bool:
         """The cheap prefilters (deduplicated) on every event of the part; True when a chosen
         variant has none (so every event is evaluated)."""
         if plan.pre_exprs:

@@ -36,7 +36,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import SigmaNumber, SigmaString
 
-from mimamori.sigma.compiler import Compiler, Needs, Tree, tree_expr, tree_node
+from mimamori.sigma.compiler import Compiler, Needs, Tree, expr_key, tree_expr, tree_node
 from mimamori.sigma.errors import RuleIssue, RulesNotFoundError, SigmaCompileError
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -106,7 +106,7 @@ class CompiledVariant:
     #: a cheap, selective conjunct of ``expr`` (true wherever ``expr`` is): the engine runs it on
     #: every event and the tree only where some such prefilter holds. None: on every event.
     prefilter: pl.Expr | None = None
-    prefilter_key: str = ""
+    prefilter_key: bytes = b""
     #: (field, lower-cased literal) pairs of which one occurs in any event ``expr`` matches: the
     #: engine finds candidate events for all such rules with one Aho-Corasick pass per field
     literals: tuple[tuple[str, str], ...] | None = None
@@ -199,7 +199,7 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
         if best is not None and _cost(best) < _NOT_SELECTIVE:
             pre = Compiler()
             out.prefilter = pre.compile(best)
-            out.prefilter_key = str(out.prefilter)
+            out.prefilter_key = expr_key(out.prefilter)
     return out
 
 
