@@ -99,3 +99,13 @@ def test_the_cached_sigmahq_rule_set_finds_the_same_detections(sigmahq, corpus_e
         .sort("rule", "__row")
         .equals(again.select("rule", "__row").sort("rule", "__row"))
     )
+
+
+def test_a_rule_calling_python_is_loaded_but_not_cached(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    lookahead = rule("sel:\n    NewProcessName|re: 'who(?=ami)'\ncondition: sel")
+    (tmp_path / "rules" / "r.yml").write_text(lookahead, encoding="utf-8")
+    rs, hit = _load(tmp_path / "rules", tmp_path / "cache")
+    assert not hit and rs.variants[0].needs.python_regex and _hits(rs) == [1]
+    assert _entries(tmp_path / "cache") == []
+    assert list((tmp_path / "cache").iterdir()) == []  # no temporary file left either

@@ -80,10 +80,19 @@ def _store(path: Path, ruleset: RuleSet) -> None:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(ruleset, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, path)  # readers see the whole file or none
-    except (OSError, pickle.PicklingError, TypeError, AttributeError):
+    except (
+        OSError,
+        pickle.PicklingError,
+        TypeError,
+        AttributeError,
+        RuntimeError,
+        pl.exceptions.PolarsError,
+    ):
+        # a folder that cannot be written, or a rule calling Python (Polars pickles those only
+        # with cloudpickle): not cached, which only costs time
         with contextlib.suppress(OSError, UnboundLocalError):
             os.unlink(tmp)
-        return  # a cache that cannot be written only costs time
+        return
     entries = sorted(path.parent.glob(f"{PREFIX}*{SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[KEEP:]:
         with contextlib.suppress(OSError):

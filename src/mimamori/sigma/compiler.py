@@ -22,6 +22,7 @@ Aho-Corasick pass per column (a rule with 300 alternatives costs no more than on
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,8 +115,16 @@ def leaf(expr: pl.Expr, substring: tuple[str, str] | None = None) -> Tree:
 
 
 def expr_key(e: pl.Expr) -> bytes:
-    """Equal for equal expressions (``str`` would not do: it elides the middle of long lists)."""
-    return e.meta.serialize()
+    """Equal for equal expressions (``str`` would not do: it elides the middle of long lists).
+    An expression calling Python (``PythonRegexSearch``) does not serialise without cloudpickle:
+    it gets a key of its own, shared with nothing."""
+    try:
+        return e.meta.serialize()
+    except pl.exceptions.ComputeError:
+        return b"python:%d" % next(_UNSHARED)
+
+
+_UNSHARED = itertools.count()
 
 
 def tree_expr(t: Tree) -> pl.Expr:
