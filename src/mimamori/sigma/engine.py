@@ -250,6 +250,9 @@ class SigmaEngine:
         for c in ("Channel", "EventID"):
             if c not in wide.columns:
                 wide = wide.with_columns(pl.lit(None, dtype=pl.String).alias(c))
+        # one chunk per column (a no-op when so already): grouping and gathering the parts of a
+        # frame concatenated from many files is otherwise 10-40 times slower
+        wide = wide.rechunk()
         # the row numbers of each (channel, event id): only the two key columns are grouped;
         # each part then gathers just the columns its rules read, not the whole wide frame
         groups = (
