@@ -1,9 +1,14 @@
 """Evaluate a compiled rule set over wide Windows event frames, batch by batch.
 
-The batch is split by (Channel, EventID); each part meets only the rule variants indexed to
-it, all evaluated in one Polars ``select`` (one boolean column per variant, run in parallel
-by Polars). Lower-cased copies of the fields those rules read are made once per part.
-The result is a detections frame: one row per (rule, event), whichever variant matched.
+The batch's rows are grouped by (Channel, EventID); each part gathers only the columns the
+rule variants indexed to it read, lower-cased once per part. Of those variants, only the ones
+whose necessary literals (``CompiledVariant.literals``) or prefilters occur in the part are
+evaluated, on the rows where they occur: every distinct leaf of their trees once (one Polars
+``select``, run in parallel; the substrings of all rules on a column in one Aho-Corasick
+pass), then each variant's tree over the leaves' bit sets (Python ints, bit i = row i).
+Polars' per-expression planning costs more than the kernels on parts this size, which is why
+rules are not each one expression. The result is a detections frame: one row per (rule,
+event), whichever variant matched.
 """
 
 from __future__ import annotations
