@@ -18,3 +18,9 @@ def sigmahq(corpus: Path) -> RuleSet:
 def corpus_evtx(corpus: Path) -> list[Path]:
     """Every EVTX file in the corpus (attack samples, chainsaw, Sigma regression data)."""
     return sorted(corpus.rglob("*.evtx"))
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's data dir (and its rule cache) in the test's own folder, never the checkout."""
+    monkeypatch.setenv("MIMAMORI_HOME", str(tmp_path / "home"))

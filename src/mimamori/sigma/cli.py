@@ -31,6 +31,11 @@ out = console
 RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/latest/download/sigma_all_rules.zip"
 
 
+def rules_cache_dir(settings: Any) -> Path:
+    """Where ``scan`` keeps compiled rule sets (safe to delete)."""
+    return Path(settings.data_dir) / "cache" / "sigma"
+
+
 def _tactics(tags: list[str] | None) -> str:
     return ", ".join(t.removeprefix("attack.") for t in (tags or []) if t.startswith("attack."))
 
@@ -41,8 +46,13 @@ def scan(
     rules: Annotated[list[Path], typer.Option("--rules", "-r", help="Sigma rules folder or file")],
     min_level: Annotated[str | None, typer.Option("--min-level", help=" | ".join(LEVELS))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per detection")] = False,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="keep compiled rules in <data dir>/cache/sigma")
+    ] = True,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
 ) -> None:
     """Scan files or folders with Sigma rules and print the detections."""
+    from mimamori.config import Settings
     from mimamori.sigma.scan import ScanStats, event_files, scan_paths
 
     if min_level is not None and min_level not in LEVELS:
@@ -50,8 +60,9 @@ def scan(
     missing = [str(p) for p in [*paths, *rules] if not p.exists()]
     if missing:
         _fail(f"not found: {', '.join(missing)}")
+    cache_dir = rules_cache_dir(Settings.load(data_dir)) if cache else None
     try:
-        ruleset = load_rules(rules, min_level=min_level)
+        ruleset = load_rules(rules, min_level=min_level, cache_dir=cache_dir)
     except SigmaEngineError as exc:
         _fail(str(exc))
     if not ruleset.rules:

@@ -14,12 +14,15 @@ test):
   prefixes of the network; ``|fieldref`` compares two fields case-insensitively;
 - keywords (values without a field) search every Windows field of the event.
 
-Lists of plain values on one field are grouped: equality into ``is_in``, substrings into one
-Aho-Corasick ``contains_any``, so a rule with 300 alternatives stays one kernel call.
+A rule compiles to a boolean tree (``Tree``) whose leaves are single Polars kernels; lists of
+plain values on one field are grouped (equality into one ``is_in``), and every plain substring
+is its own leaf, marked so the engine finds the substrings of all rules of a batch with one
+Aho-Corasick pass per column (a rule with 300 alternatives costs no more than one with 3).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +56,6 @@ from mimamori.sigma.errors import SigmaCompileError
 
 LC = "__lc__"  # prefix of the lower-cased copy of a field, made once per batch
 ALL = "__all__"  # every Windows field of the event, lower-cased, NUL-separated (keywords)
-#: below this many substrings, separate (memchr) searches beat one Aho-Corasick automaton
-AHO_CORASICK_MIN = 20
 _META = re.compile(r"[\\.+*?()|\[\]{}^$#&\-~]")
 
 
@@ -65,6 +66,20 @@ def lc(name: str) -> str:
 def rx_escape(text: str) -> str:
     """Escape for the Rust regex syntax Polars uses (no superfluous escapes of letters)."""
     return _META.sub(lambda m: "\\" + m.group(0), text)
+
+
+class PythonRegexSearch:
+    """``re.search`` as a Polars UDF that pickles (by pattern), for the compiled-rule cache."""
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self.pattern, self.flags = pattern, flags
+        self._rx = re.compile(pattern, flags)
+
+    def __call__(self, value: str) -> bool:
+        return self._rx.search(value) is not None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PythonRegexSearch, (self.pattern, self.flags))
 
 
 @dataclass
@@ -86,6 +101,47 @@ class Needs:
 # A leaf in a form that can be grouped with its siblings: (kind, column, literal)
 _Groupable = tuple[str, str, str]
 
+#: A boolean tree: ``("leaf", key, expr, substring)`` (a null-filled kernel; equal ``key``s are
+#: the same test, so the engine evaluates each once per batch however many rules share it;
+#: ``substring`` is ``(column, text)`` when the test is "column contains text", which the engine
+#: runs for all rules at once with one Aho-Corasick pass per column), ``("and", children)``,
+#: ``("or", children)``, ``("not", child)``.
+Tree = tuple[Any, ...]
+
+
+def leaf(expr: pl.Expr, substring: tuple[str, str] | None = None) -> Tree:
+    e = expr.fill_null(False)
+    return ("leaf", expr_key(e), e, substring)
+
+
+def expr_key(e: pl.Expr) -> bytes:
+    """Equal for equal expressions (``str`` would not do: it elides the middle of long lists).
+    An expression calling Python (``PythonRegexSearch``) does not serialise without cloudpickle:
+    it gets a key of its own, shared with nothing."""
+    try:
+        return e.meta.serialize()
+    except pl.exceptions.ComputeError:
+        return b"python:%d" % next(_UNSHARED)
+
+
+_UNSHARED = itertools.count()
+
+
+def tree_expr(t: Tree) -> pl.Expr:
+    """The one Polars expression of a tree."""
+    if t[0] == "leaf":
+        return t[2]
+    if t[0] == "not":
+        return ~tree_expr(t[1])
+    kids = [tree_expr(c) for c in t[1]]
+    if len(kids) == 1:
+        return kids[0]
+    return pl.all_horizontal(kids) if t[0] == "and" else pl.any_horizontal(kids)
+
+
+def tree_node(op: str, kids: list[Tree]) -> Tree:
+    return kids[0] if len(kids) == 1 else (op, tuple(kids))
+
 
 class Compiler:
     """Compiles one rule's condition tree; ``needs`` collects the columns it reads."""
@@ -96,24 +152,43 @@ class Compiler:
     # ------------------------------------------------------------------ tree
     def compile(self, node: Any) -> pl.Expr:
         """``node``: a pySigma condition element (item, field=value or value expression)."""
+        return tree_expr(self.tree(node))
+
+    def tree(self, node: Any) -> Tree:
         if isinstance(node, ConditionAND):
-            return pl.all_horizontal([self.compile(a) for a in node.args])
+            return tree_node("and", [self.tree(a) for a in node.args])
         if isinstance(node, ConditionOR):
             return self._or(node.args)
         if isinstance(node, ConditionNOT):
-            return ~self.compile(node.args[0])
+            return ("not", self.tree(node.args[0]))
         if isinstance(node, ConditionFieldEqualsValueExpression):
             g = self._groupable(node.field, node.value)
             if g is not None:
                 return self._grouped([g])
-            return self._leaf(node.field, node.value).fill_null(False)
+            if isinstance(node.value, SigmaExpansion) and node.field is not None:
+                # e.g. |windash: one alternative per dash, most of them plain substrings
+                return self._alternatives(node.field, node.value.values)
+            return leaf(self._leaf(node.field, node.value))
         if isinstance(node, ConditionValueExpression):
-            return self._keyword(node.value).fill_null(False)
+            return leaf(self._keyword(node.value))
         raise SigmaCompileError(f"unsupported condition element {type(node).__name__}")
 
-    def _or(self, args: list) -> pl.Expr:
+    def _alternatives(self, fname: str, values: list[SigmaType]) -> Tree:
         groupable: list[_Groupable] = []
-        rest: list[pl.Expr] = []
+        rest: list[Tree] = []
+        for v in values:
+            g = self._groupable(fname, v)
+            if g is not None:
+                groupable.append(g)
+            else:
+                rest.append(leaf(self._leaf(fname, v)))
+        if groupable:
+            rest.append(self._grouped(groupable))
+        return tree_node("or", rest)
+
+    def _or(self, args: list) -> Tree:
+        groupable: list[_Groupable] = []
+        rest: list[Tree] = []
         for a in args:
             g = (
                 self._groupable(a.field, a.value)
@@ -123,10 +198,10 @@ class Compiler:
             if g is not None:
                 groupable.append(g)
             else:
-                rest.append(self.compile(a))
+                rest.append(self.tree(a))
         if groupable:
             rest.append(self._grouped(groupable))
-        return rest[0] if len(rest) == 1 else pl.any_horizontal(rest)
+        return tree_node("or", rest)
 
     # ------------------------------------------------------------------ plain strings
     def _groupable(self, fname: str | None, value: SigmaType) -> _Groupable | None:
@@ -153,11 +228,12 @@ class Compiler:
             return ("endswith", fname, text)
         return None  # e.g. "**x" or "x**": left to the regex path
 
-    def _grouped(self, items: list[_Groupable]) -> pl.Expr:
+    def _grouped(self, items: list[_Groupable]) -> Tree:
         by: dict[tuple[str, str], list[str]] = {}
         for kind, fname, text in items:
             by.setdefault((kind, fname), []).append(text)
         exprs: list[pl.Expr] = []
+        subs: list[Tree] = []
         for (kind, fname), texts in by.items():
             if kind == "any":
                 self.needs.raw.add(fname)
@@ -171,16 +247,13 @@ class Compiler:
             elif kind == "contains":
                 if "" in uniq:
                     exprs.append(c.is_not_null())
-                elif len(uniq) <= AHO_CORASICK_MIN:
-                    exprs.extend(c.str.contains(t, literal=True) for t in uniq)
                 else:
-                    exprs.append(c.str.contains_any(uniq))
+                    subs.extend(leaf(c.str.contains(t, literal=True), (lc(fname), t)) for t in uniq)
             elif kind == "startswith":
                 exprs.extend(c.str.starts_with(t) for t in uniq)
             else:
                 exprs.extend(c.str.ends_with(t) for t in uniq)
-        out = exprs[0] if len(exprs) == 1 else pl.any_horizontal(exprs)
-        return out.fill_null(False)
+        return tree_node("or", [leaf(e) for e in exprs] + subs)
 
     # ------------------------------------------------------------------ other leaves
     def _leaf(self, fname: str | None, value: SigmaType) -> pl.Expr:
@@ -273,9 +346,8 @@ class Compiler:
             py_flags = 0
             for f in value.flags:
                 py_flags |= value.sigma_to_python_flags[f]
-            rx = re.compile(pattern, py_flags)
             self.needs.python_regex = True
-            return col.map_elements(lambda s: rx.search(s) is not None, return_dtype=pl.Boolean)
+            return col.map_elements(PythonRegexSearch(pattern, py_flags), return_dtype=pl.Boolean)
         return col.str.contains(prefixed)
 
     def _keyword(self, value: SigmaType) -> pl.Expr:
@@ -290,7 +362,7 @@ class Compiler:
             if cased:
                 raise SigmaCompileError("cased keyword searches are not supported")
             if pattern is None:
-                return c.str.contains(text.lower(), literal=True)
+                return c.str.contains(text.lower(), literal=True)  # keywords: see tree()
             return c.str.contains("(?s)" + pattern)
         if isinstance(value, SigmaNumber):
             return c.str.contains(str(value.number), literal=True)

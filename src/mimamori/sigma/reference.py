@@ -24,7 +24,7 @@ import polars as pl
 from mimamori.sigma.rules import VARIANTS, RuleSet
 from mimamori.sources.winlog import sigma_columns
 
-KEY = ("log.file.path", "winlog.record_id")
+KEY = ("log.file.path", "winlog.record_id", "log.file.line")
 
 
 @dataclass
@@ -43,7 +43,9 @@ def _regexp(pattern: str, value: object) -> bool:
     return value is not None and _rx(pattern).search(str(value)) is not None
 
 
-def build_table(frames: Iterable[pl.DataFrame]) -> tuple[sqlite3.Connection, list[tuple[str, int]], set[str]]:
+def build_table(
+    frames: Iterable[pl.DataFrame],
+) -> tuple[sqlite3.Connection, list[tuple[str, int | None, int]], set[str]]:
     """An in-memory SQLite ``logs`` table of the events; returns (conn, rowid -> key, dropped)."""
     wide = pl.concat(list(frames), how="diagonal_relaxed")
     cols: list[str] = []
@@ -105,7 +107,8 @@ def run_reference(
             out.not_converted[meta.id] = f"{type(exc).__name__}: {exc}"
             continue
         for r in rows:
-            path, rec = keys[r - 1]
-            out.matches.add((meta.id, path, int(rec)))
+            path, rec, line = keys[r - 1]
+            # exports without record numbers (some OTRF JSON): the line, negated, tells events apart
+            out.matches.add((meta.id, path, int(rec) if rec is not None else -int(line)))
     conn.close()
     return out

@@ -36,7 +36,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import SigmaNumber, SigmaString
 
-from mimamori.sigma.compiler import Compiler, Needs
+from mimamori.sigma.compiler import Compiler, Needs, Tree, expr_key, tree_expr, tree_node
 from mimamori.sigma.errors import RuleIssue, RulesNotFoundError, SigmaCompileError
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
@@ -98,17 +98,23 @@ class RuleMeta:
 class CompiledVariant:
     rule: int  # RuleMeta.index
     variant: str
-    expr: pl.Expr
+    #: the condition as a boolean tree of null-filled leaves (see ``compiler.Tree``)
+    tree: Tree
     needs: Needs
     channels: frozenset[str] | None  # lower-cased Channel values, None: any
     event_ids: frozenset[str] | None
     #: a cheap, selective conjunct of ``expr`` (true wherever ``expr`` is): the engine runs it on
-    #: every event and ``expr`` only where it holds. None: ``expr`` runs on every event.
+    #: every event and the tree only where some such prefilter holds. None: on every event.
     prefilter: pl.Expr | None = None
-    prefilter_key: str = ""
+    prefilter_key: bytes = b""
     #: (field, lower-cased literal) pairs of which one occurs in any event ``expr`` matches: the
     #: engine finds candidate events for all such rules with one Aho-Corasick pass per field
     literals: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def expr(self) -> pl.Expr:
+        """The condition as one Polars expression."""
+        return tree_expr(self.tree)
 
 
 @dataclass
@@ -178,13 +184,12 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
     pipeline_of(variant).apply(rule)
     comp = Compiler()
     trees: list[Any] = [c.parsed for c in rule.detection.parsed_condition]
-    exprs = [comp.compile(t) for t in trees]
-    expr = exprs[0] if len(exprs) == 1 else pl.any_horizontal(exprs)
+    tree = tree_node("or", [comp.tree(t) for t in trees])
     channels = _common([_pins(t, "Channel") for t in trees])
     if channels is None:
         raise SigmaCompileError(f"log source {_logsource(rule)} is not mapped to a Windows channel")
     out = CompiledVariant(
-        index, variant, expr, comp.needs, channels, _common([_pins(t, "EventID") for t in trees])
+        index, variant, tree, comp.needs, channels, _common([_pins(t, "EventID") for t in trees])
     )
     lits = [_necessary(t) for t in trees]
     if all(x is not None for x in lits):
@@ -194,7 +199,7 @@ def compile_rule(rule: SigmaRule, variant: str, index: int) -> CompiledVariant:
         if best is not None and _cost(best) < _NOT_SELECTIVE:
             pre = Compiler()
             out.prefilter = pre.compile(best)
-            out.prefilter_key = str(out.prefilter)
+            out.prefilter_key = expr_key(out.prefilter)
     return out
 
 
@@ -293,14 +298,28 @@ def _is_windows(doc: dict[str, Any]) -> bool:
     return isinstance(ls, dict) and str(ls.get("product", "")).lower() == "windows"
 
 
-def load_rules(paths: Iterable[Path | str], *, min_level: str | None = None) -> RuleSet:
-    """Load and compile every Windows rule under ``paths``; problems become issues."""
+def load_rules(
+    paths: Iterable[Path | str], *, min_level: str | None = None, cache_dir: Path | None = None
+) -> RuleSet:
+    """Load and compile every Windows rule under ``paths``; problems become issues.
+
+    With ``cache_dir``, the compiled rule set is kept there (``sigma.cache``) and read back
+    on the next load of the same, unchanged files."""
+    files = rule_files([Path(p) for p in paths])
+    if cache_dir is None:
+        return _load_files(files, min_level)
+    from mimamori.sigma.cache import cached_ruleset
+
+    return cached_ruleset(cache_dir, files, min_level, lambda: _load_files(files, min_level))[0]
+
+
+def _load_files(files: list[Path], min_level: str | None) -> RuleSet:
     from mimamori.sigma.correlate import compile_correlations
 
     out = RuleSet()
     correlation_docs: list[tuple[str, dict[str, Any]]] = []
     floor = level_rank(min_level) if min_level else 0
-    for f in rule_files([Path(p) for p in paths]):
+    for f in files:
         try:
             docs = [d for d in yaml.load_all(f.read_text(encoding="utf-8"), Loader=_Loader) if d is not None]
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
