@@ -43,7 +43,7 @@ def test_beacon_bench() -> None:
     assert re.search(r"detector wall=[\d.]+ s cpu=[\d.]+ s peak_rss=[\d.]+ GB", out)
 
 
-@pytest.mark.parametrize("script", ["false_positives.py", "collect.py", "internet.py"])
+@pytest.mark.parametrize("script", ["false_positives.py", "collect.py", "internet.py", "sigma_scan.py"])
 def test_other_bench_scripts_start(script: str) -> None:
     """The slower ones (a minute or more each) are only started here: imports and options."""
     assert "usage:" in _run(script, "--help")
