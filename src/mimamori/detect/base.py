@@ -7,7 +7,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,8 +100,11 @@ def _families() -> dict[str, list[tuple[re.Pattern[str], str]]]:
     return out
 
 
+@lru_cache(maxsize=4096)
 def classify_threat(text: str | None) -> tuple[str | None, str | None]:
-    """(incident kind, family) for a malware or signature name, or (None, None)."""
+    """(incident kind, family) for a malware or signature name, or (None, None).
+
+    Cached: alerts of one batch repeat a few threat and signature names many times."""
     if not text:
         return None, None
     low = text.lower()
