@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from mimamori.events.schema import QUARANTINE_SCHEMA, empty_quarantine
@@ -173,9 +174,14 @@ def _decode_line(raw: bytes) -> tuple[str | None, str]:
     return text, ""
 
 
+def _count_newlines(block: bytes) -> int:
+    """``block.count(b"\\n")``, with NumPy's vectorised compare (CPython counts a byte at a time)."""
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
+
+
 def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
     """``block``: lines without the newline after the last one."""
-    n = block.count(b"\n") + 1
+    n = _count_newlines(block) + 1
     fast = (block.isascii() or _is_utf8(block)) and not has_long_line(block)
     if not fast:
         return _slow_batch(path, block, first_line), n
