@@ -31,6 +31,7 @@ from mimamori.detect.state import StateStore
 from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
+from mimamori.sigma.cache import rules_cache_dir
 from mimamori.sigma.update import rules_dir as sigma_rules_dir
 from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult, SourceError
@@ -83,6 +84,7 @@ class Platform:
         for det in self.detectors:
             if isinstance(det, SigmaDetector):
                 det.installed = sigma_rules_dir(settings)
+                det.cache_dir = rules_cache_dir(settings)
         self.state = StateStore(settings.data_dir / "state")
         self.observers = default_observers()
         self._indicators: dict[bool, IndicatorSet] = {}

@@ -103,3 +103,24 @@ def test_a_release_installed_by_sigma_update_is_used_by_the_platform(tmp_path) -
     assert [a.evidence["rule"] for a in alerts] == ["Certutil Downloads a File"]
     # without the installed release the built-in rules alone do not know this command
     assert SigmaDetector().detect(ev, DetectContext(tenant="t", batch_id="b1")) == []
+
+
+def test_the_platform_keeps_its_compiled_rules_in_the_cache(tmp_path) -> None:
+    """The first platform compiles the rules and stores them under <data dir>/cache/sigma;
+    the next one (a restart) reads them from there and detects the same."""
+    from mimamori.config import Settings
+    from mimamori.pipeline import Platform
+
+    ev = _events([
+        {"EventID": 1, "TimeCreated": _at(0), "Image": "C:\\W\\vssadmin.exe",
+         "CommandLine": "vssadmin delete shadows /all /quiet", "ParentImage": "C:\\W\\cmd.exe"},
+    ])  # fmt: skip
+    found = []
+    for _ in range(2):
+        with Platform(Settings.load(tmp_path / "home")) as platform:
+            (det,) = [d for d in platform.detectors if isinstance(d, SigmaDetector)]
+            found.append(
+                [a.evidence["rule"] for a in det.detect(ev, DetectContext(tenant="t", batch_id="b"))]
+            )
+            assert list((tmp_path / "home" / "cache" / "sigma").glob("rules-*"))
+    assert found[0] and found[0] == found[1]

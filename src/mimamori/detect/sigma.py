@@ -67,6 +67,8 @@ class SigmaDetector(Detector):
         self._dirs = rule_dirs
         #: where ``mimamori sigma update`` puts a release (set by the platform from its settings)
         self.installed: Path | None = None
+        #: where compiled rule sets are kept between runs (set by the platform; None: not kept)
+        self.cache_dir: Path | None = None
         self._ruleset: RuleSet | None = None
         self._engine: SigmaEngine | None = None
         self.min_level = min_level or str(_kinds().get("min_level", "medium"))
@@ -75,7 +77,7 @@ class SigmaDetector(Detector):
     def ruleset(self) -> RuleSet:
         if self._ruleset is None:
             dirs = self._dirs if self._dirs is not None else configured_rule_dirs(self.installed)
-            self._ruleset = load_rules(dirs)
+            self._ruleset = load_rules(dirs, cache_dir=self.cache_dir)
             self._engine = SigmaEngine(self._ruleset)
         return self._ruleset
 

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -25,6 +25,12 @@ import mimamori
 
 if TYPE_CHECKING:
     from mimamori.sigma.rules import RuleSet
+
+
+def rules_cache_dir(settings: Any) -> Path:
+    """Where ``sigma scan`` and the platform keep compiled rule sets (safe to delete)."""
+    return Path(settings.data_dir) / "cache" / "sigma"
+
 
 #: bump when RuleSet or its parts change shape
 FORMAT = 1

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from mimamori.cliutil import console, err
 from mimamori.cliutil import fail as _fail
+from mimamori.sigma.cache import rules_cache_dir
 from mimamori.sigma.errors import SigmaEngineError
 from mimamori.sigma.rules import LEVELS, level_rank, load_rules
 
@@ -29,11 +30,6 @@ sigma_app = typer.Typer(no_args_is_help=True, help="Sigma rules on Windows event
 out = console
 
 RELEASE_URL = "https://github.com/SigmaHQ/sigma/releases/latest/download/sigma_all_rules.zip"
-
-
-def rules_cache_dir(settings: Any) -> Path:
-    """Where ``scan`` keeps compiled rule sets (safe to delete)."""
-    return Path(settings.data_dir) / "cache" / "sigma"
 
 
 def _tactics(tags: list[str] | None) -> str:
