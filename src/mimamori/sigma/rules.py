@@ -36,15 +36,11 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import SigmaNumber, SigmaString
 
+from mimamori import yamlio
 from mimamori.sigma.compiler import Compiler, Needs, Tree, expr_key, tree_expr, tree_node
 from mimamori.sigma.errors import RuleIssue, RulesNotFoundError, SigmaCompileError
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
-
-try:  # the C loader when PyYAML was built with libyaml
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover
-    _Loader = yaml.SafeLoader
 
 
 #: the categories windows_audit_pipeline maps (its module annotates the dict oddly for mypy)
@@ -321,7 +317,9 @@ def _load_files(files: list[Path], min_level: str | None) -> RuleSet:
     floor = level_rank(min_level) if min_level else 0
     for f in files:
         try:
-            docs = [d for d in yaml.load_all(f.read_text(encoding="utf-8"), Loader=_Loader) if d is not None]
+            docs = [
+                d for d in yaml.load_all(f.read_text(encoding="utf-8"), Loader=yamlio.Loader) if d is not None
+            ]
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             out.issues.append(RuleIssue(str(f), f"YAML error: {exc}".replace("\n", " ")))
             continue
