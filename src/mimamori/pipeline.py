@@ -26,13 +26,10 @@ from mimamori.db.models import IngestRun, Sensor, Tenant, utcnow
 from mimamori.db.session import init_db, make_engine, session_scope
 from mimamori.detect import AlertDraft, DetectContext, Detector, default_detectors
 from mimamori.detect.intel import IntelMatchDetector
-from mimamori.detect.sigma import SigmaDetector
 from mimamori.detect.state import StateStore
 from mimamori.events.net import DEFAULT_INTERNAL
 from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
-from mimamori.sigma.cache import rules_cache_dir
-from mimamori.sigma.update import rules_dir as sigma_rules_dir
 from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult, SourceError
 from mimamori.sources.reader import Buffer, LineBatch, open_buffer, quarantine_rows
@@ -82,9 +79,7 @@ class Platform:
         self.archive = Archive(settings.archive_dir)
         self.detectors = detectors if detectors is not None else default_detectors()
         for det in self.detectors:
-            if isinstance(det, SigmaDetector):
-                det.installed = sigma_rules_dir(settings)
-                det.cache_dir = rules_cache_dir(settings)
+            det.configure(settings)
         self.state = StateStore(settings.data_dir / "state")
         self.observers = default_observers()
         self._indicators: dict[bool, IndicatorSet] = {}

@@ -17,6 +17,7 @@ from mimamori import yamlio
 from mimamori.events.net import DEFAULT_INTERNAL, in_networks
 
 if TYPE_CHECKING:
+    from mimamori.config import Settings
     from mimamori.intel import IndicatorSet
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -85,6 +86,10 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, events: pl.DataFrame, ctx: DetectContext) -> list[AlertDraft]:
         """Alerts for one batch of normalised events of one tenant."""
+
+    def configure(self, settings: Settings) -> None:  # noqa: B027 - most detectors need nothing
+        """Take what the platform's settings say about this detector (folders in the data
+        dir, …); called once when a ``Platform`` is built."""
 
 
 # -------------------------------------------------------------- threat classification

@@ -14,16 +14,21 @@ import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from mimamori import yamlio
 from mimamori.detect.base import AlertDraft, DetectContext, Detector
+from mimamori.sigma.cache import rules_cache_dir
 from mimamori.sigma.correlate import correlate
 from mimamori.sigma.engine import SigmaEngine, describe
 from mimamori.sigma.rules import RuleMeta, RuleSet, level_rank, load_rules
+from mimamori.sigma.update import rules_dir as sigma_rules_dir
 from mimamori.sources.winlog import from_events
+
+if TYPE_CHECKING:
+    from mimamori.config import Settings
 
 _SEVERITY = {"informational": "low", "low": "low", "medium": "medium", "high": "high", "critical": "critical"}
 
@@ -65,13 +70,18 @@ class SigmaDetector(Detector):
 
     def __init__(self, rule_dirs: list[Path] | None = None, min_level: str | None = None) -> None:
         self._dirs = rule_dirs
-        #: where ``mimamori sigma update`` puts a release (set by the platform from its settings)
+        #: where ``mimamori sigma update`` puts a release (set by ``configure``)
         self.installed: Path | None = None
-        #: where compiled rule sets are kept between runs (set by the platform; None: not kept)
+        #: where compiled rule sets are kept between runs (set by ``configure``; None: not kept)
         self.cache_dir: Path | None = None
         self._ruleset: RuleSet | None = None
         self._engine: SigmaEngine | None = None
         self.min_level = min_level or str(_kinds().get("min_level", "medium"))
+
+    def configure(self, settings: Settings) -> None:
+        """The release ``mimamori sigma update`` installed, and the compiled-rule cache."""
+        self.installed = sigma_rules_dir(settings)
+        self.cache_dir = rules_cache_dir(settings)
 
     @property
     def ruleset(self) -> RuleSet:
