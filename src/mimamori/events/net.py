@@ -50,7 +50,7 @@ class _Classified:
     of their addresses, so only the new ones are tested. Bounded (addresses per list, and
     lists: one per tenant network set); safe across threads."""
 
-    MAX_VALUES = 1_000_000
+    MAX_VALUES = 200_000  # the cache is hashed on every call: keep it small
     MAX_LISTS = 64
 
     def __init__(self) -> None:
