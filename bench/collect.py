@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -138,6 +139,21 @@ def run_load(kind: str, n: int, tcp_port: int, http_port: int, token: str, limit
     return t0
 
 
+def serve_ingest(collector: Collector) -> tuple[Any, int]:
+    """The HTTP ingest API of ``collector`` on a free loopback port, in a thread: (server, port)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    mount_ingest(app, collector)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, port
+
+
 def wait_stored(engine, tenant: str, n: int, limit: float) -> tuple[int, float]:
     deadline = time.monotonic() + limit
     got = 0
@@ -170,9 +186,6 @@ def main() -> int:
     nats.start()
     results: dict[tuple[str, str], float] = {}
     try:
-        import uvicorn
-        from fastapi import FastAPI
-
         # ---------------------------------------------------------------- scale-out
         settings = Settings.load(root / "home", database_url=pg.create_database("bench"))
         tenants = {(k, w): f"{k[:3]}-{w}w" for k in ("syslog", "http") for w in (1, 2)}
@@ -180,13 +193,7 @@ def main() -> int:
         cfg = CollectConfig.load(settings, nats_url=nats.url, syslog_tcp=0, spool_dir=root / "spool")
         collector = Collector(settings, cfg)
         collector.start()
-        app = FastAPI()
-        mount_ingest(app, collector)
-        http_port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
+        server, http_port = serve_ingest(collector)
         engine = make_engine(settings.database_url)
         env = {**os.environ, "MIMAMORI_HOME": str(settings.data_dir),
                "MIMAMORI_DATABASE_URL": settings.database_url, "MIMAMORI_NATS_URL": nats.url}  # fmt: skip
@@ -240,13 +247,7 @@ def main() -> int:
         ecollector = Collector(esettings, CollectConfig.load(esettings, syslog_tcp=0, wait_seconds=0))
         ecollector.start()
         send_syslog_as(ecollector, esensor)
-        eapp = FastAPI()
-        mount_ingest(eapp, ecollector)
-        eport = free_port()
-        eserver = uvicorn.Server(uvicorn.Config(eapp, host="127.0.0.1", port=eport, log_level="warning"))
-        threading.Thread(target=eserver.run, daemon=True).start()
-        while not eserver.started:
-            time.sleep(0.05)
+        eserver, eport = serve_ingest(ecollector)
         eengine = make_engine(esettings.database_url)
         try:
             for kind, n, tenant, token in (

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mimamori.cliutil import DataDir, JsonOut, console, err
+from mimamori.cliutil import DataDir, JsonOut, console, err, session
 from mimamori.cliutil import fail as _fail
 from mimamori.config import Settings
 
@@ -39,7 +39,6 @@ def sensor_add(
     from mimamori.db import repo
     from mimamori.db.models import Sensor, Tenant
     from mimamori.db.models_collect import CollectSender
-    from mimamori.db.session import init_db, make_engine, session_scope
 
     nets: list[str] = []
     for a in address or []:
@@ -47,42 +46,35 @@ def sensor_add(
             nets.append(str(ipaddress.ip_network(a, strict=False)))
         except ValueError:
             _fail(f"not an address or network: {a!r}")
-    settings = Settings.load(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    try:
-        init_db(engine)
-        with session_scope(engine) as s:
-            if s.get(Tenant, tenant) is None:
-                _fail(f"unknown tenant {tenant!r} (see `mimamori tenants list`)")
-            sensor = s.scalar(select(Sensor).where(Sensor.tenant_id == tenant, Sensor.name == name))
-            token: str | None = None
-            created = sensor is None
-            if sensor is None:
-                sensor, token = repo.add_sensor(s, tenant, name, source)
-            elif sensor.token_hash is None:
-                import secrets
+    with session(data_dir) as s:
+        if s.get(Tenant, tenant) is None:
+            _fail(f"unknown tenant {tenant!r} (see `mimamori tenants list`)")
+        sensor = s.scalar(select(Sensor).where(Sensor.tenant_id == tenant, Sensor.name == name))
+        token: str | None = None
+        created = sensor is None
+        if sensor is None:
+            sensor, token = repo.add_sensor(s, tenant, name, source)
+        elif sensor.token_hash is None:
+            import secrets
 
-                token = "mms_" + secrets.token_urlsafe(32)
-                sensor.token_hash = repo.hash_token(token)
-            for net in nets:
-                taken = s.scalar(select(CollectSender).where(CollectSender.network == net))
-                if taken is not None and taken.sensor_id != sensor.id:
-                    _fail(f"{net} already belongs to sensor {taken.sensor_id}")
-                if taken is None:
-                    s.add(CollectSender(sensor_id=sensor.id, network=net))
-            s.flush()
-            out = {
-                "sensor_id": sensor.id,
-                "tenant": tenant,
-                "name": name,
-                "source": sensor.source,
-                "created": created,
-                "token": token,
-                "addresses": nets,
-            }
-    finally:
-        engine.dispose()
+            token = "mms_" + secrets.token_urlsafe(32)
+            sensor.token_hash = repo.hash_token(token)
+        for net in nets:
+            taken = s.scalar(select(CollectSender).where(CollectSender.network == net))
+            if taken is not None and taken.sensor_id != sensor.id:
+                _fail(f"{net} already belongs to sensor {taken.sensor_id}")
+            if taken is None:
+                s.add(CollectSender(sensor_id=sensor.id, network=net))
+        s.flush()
+        out = {
+            "sensor_id": sensor.id,
+            "tenant": tenant,
+            "name": name,
+            "source": sensor.source,
+            "created": created,
+            "token": token,
+            "addresses": nets,
+        }
     if as_json:
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         return

@@ -18,6 +18,7 @@ import polars as pl
 
 from mimamori.sources.authlog import PATTERNS as AUTH_PATTERNS
 from mimamori.sources.panos import CSV_START, KNOWN_TYPES
+from mimamori.sources.reader import is_utf8
 from mimamori.sources.syslog_header import APPNAME, MESSAGE, with_syslog_header
 
 #: tried in this order; the first that claims a line gets it
@@ -76,7 +77,7 @@ def _split_slow(body: bytes) -> list[tuple[str, bytes]]:
     parts = body.split(b"\n")
     text = pl.Series(
         "t",
-        [p.decode("utf-8", errors="strict") if _utf8(p) else p.decode("cp932", "replace") for p in parts],
+        [p.decode("utf-8", errors="strict") if is_utf8(p) else p.decode("cp932", "replace") for p in parts],
         dtype=pl.String,
     )
     sources = classify(text).to_list()
@@ -86,11 +87,3 @@ def _split_slow(body: bytes) -> list[tuple[str, bytes]]:
         if group:
             out.append((source, b"\n".join(group) + b"\n"))
     return out
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True

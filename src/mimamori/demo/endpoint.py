@@ -143,6 +143,11 @@ class _Log:
     def _utc(self, ts: datetime) -> str:
         return ts.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts.microsecond // 1000:03d}"
 
+    def _subject(self, ts: datetime, pid: int, image: str) -> dict[str, Any]:
+        """The fields every Sysmon event here opens with: rule, time and the acting process."""
+        return {"RuleName": "-", "UtcTime": self._utc(ts), "ProcessGuid": self._guid(),
+                "ProcessId": pid, "Image": image}  # fmt: skip
+
     def process(self, ts: datetime, image: str, cmd: str, parent: str, parent_cmd: str = "") -> None:
         pid = self.rng.randint(1000, 30000)
         self.pids[image] = pid
@@ -151,11 +156,7 @@ class _Log:
             SYSMON,
             1,
             {
-                "RuleName": "-",
-                "UtcTime": self._utc(ts),
-                "ProcessGuid": self._guid(),
-                "ProcessId": pid,
-                "Image": image,
+                **self._subject(ts, pid, image),
                 "FileVersion": "10.0.19041.1",
                 "Description": image.rsplit("\\", 1)[-1],
                 "Product": "Microsoft® Windows® Operating System",
@@ -183,11 +184,7 @@ class _Log:
             SYSMON,
             3,
             {
-                "RuleName": "-",
-                "UtcTime": self._utc(ts),
-                "ProcessGuid": self._guid(),
-                "ProcessId": self.pids.get(image, 5120),
-                "Image": image,
+                **self._subject(ts, self.pids.get(image, 5120), image),
                 "User": f"{self.computer}\\{self.user}",
                 "Protocol": "tcp",
                 "Initiated": True,
@@ -212,11 +209,7 @@ class _Log:
             SYSMON,
             11,
             {
-                "RuleName": "-",
-                "UtcTime": self._utc(ts),
-                "ProcessGuid": self._guid(),
-                "ProcessId": self.pids.get(image, 6144),
-                "Image": image,
+                **self._subject(ts, self.pids.get(image, 6144), image),
                 "TargetFilename": target,
                 "CreationUtcTime": self._utc(ts),
                 "User": f"{self.computer}\\{self.user}",

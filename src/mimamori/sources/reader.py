@@ -151,7 +151,8 @@ def _blocks(data: Buffer) -> Iterator[bytes]:
         start = end
 
 
-def _is_utf8(data: bytes) -> bool:
+def is_utf8(data: bytes) -> bool:
+    """True when ``data`` is valid UTF-8."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -182,7 +183,7 @@ def _count_newlines(block: bytes) -> int:
 def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
     """``block``: lines without the newline after the last one."""
     n = _count_newlines(block) + 1
-    fast = (block.isascii() or _is_utf8(block)) and not has_long_line(block)
+    fast = (block.isascii() or is_utf8(block)) and not has_long_line(block)
     if not fast:
         return _slow_batch(path, block, first_line), n
     batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n)
