@@ -32,7 +32,7 @@ from mimamori.incidents.engine import GroupingResult, ingest_alerts
 from mimamori.intel import IndicatorSet
 from mimamori.sources import SourceParser, detect_source, get_parser, head_lines, read_batches
 from mimamori.sources.base import ParseResult, SourceError
-from mimamori.sources.reader import Buffer, LineBatch, open_buffer, quarantine_rows
+from mimamori.sources.reader import Buffer, LineBatch, open_file, quarantine_rows
 
 Progress = Callable[[int], None]
 
@@ -144,7 +144,7 @@ class Platform:
             networks = tuple(tenant.networks or ()) or DEFAULT_INTERNAL
             allow_private = tenant.intel_private_ranges
         with ExitStack() as stack:  # a file is memory-mapped while it is read
-            data = src if isinstance(src, bytes) else stack.enter_context(open_buffer(src))
+            data, file = (src, None) if isinstance(src, bytes) else stack.enter_context(open_file(src))
             if source == "auto":
                 found = detect_source(head_lines(src))
                 if found is None:
@@ -156,7 +156,8 @@ class Platform:
             drafts: list[AlertDraft] = []
             ctx: dict[str, Any] = {}
             qsample: list[pl.DataFrame] = []
-            for i, (n_lines, quarantine, result) in enumerate(self._results(parser, data, label, ctx)):
+            results = self._results(parser, data, label, ctx, file)
+            for i, (n_lines, quarantine, result) in enumerate(results):
                 batch_id = f"{base_id}-{i:05d}"
                 report.lines_read += n_lines
                 report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
@@ -212,7 +213,7 @@ class Platform:
         return report
 
     def _results(
-        self, parser: SourceParser, data: Buffer, label: str, ctx: dict[str, Any]
+        self, parser: SourceParser, data: Buffer, label: str, ctx: dict[str, Any], file: str | None
     ) -> Iterator[tuple[int, pl.DataFrame, ParseResult]]:
         """(records read, quarantine, parsed) per batch; record parsers (EVTX) get the file."""
         read_records = getattr(parser, "read_records", None)
@@ -224,7 +225,7 @@ class Platform:
                 q = quarantine_rows(label, [0], [str(exc)], [""])
                 yield 1, q, ParseResult(quarantine=q.clear())
             return
-        for batch in read_batches(data, label):
+        for batch in read_batches(data, label, file=file):
             result = self._parse(parser, batch, ctx)
             quarantine = pl.concat([batch.quarantine, result.quarantine])
             yield batch.n_lines + batch.quarantine.height, quarantine, result

@@ -41,6 +41,10 @@ class LineBatch:
     When the whole block was clean UTF-8 (no CR, no over-long line), ``raw`` holds its bytes
     without the final newline and ``first_line`` its first line number: JSON parsers can
     hand ``raw`` straight to Polars, and the line frame is only built if someone asks.
+    Such a block also tells ``lead``, the byte every one of its lines begins with (None when
+    they differ or a line is empty), and, when it is a block of a plain file on disk,
+    ``file``: a path that opens that same file (``/proc/self/fd/N`` while the reader has it
+    open) for parsers that read files themselves. A file's blocks come in order.
     """
 
     def __init__(
@@ -52,6 +56,8 @@ class LineBatch:
         raw: bytes | None = None,
         first_line: int = 1,
         n_lines: int | None = None,
+        lead: int | None = None,
+        file: str | None = None,
     ) -> None:
         if lines is None and raw is None:
             raise ValueError("LineBatch needs lines or raw bytes")
@@ -61,6 +67,8 @@ class LineBatch:
         self.raw = raw
         self.first_line = first_line
         self._n = n_lines
+        self.lead = lead if raw is not None else None
+        self.file = file if raw is not None else None
 
     @property
     def lines(self) -> pl.DataFrame:
@@ -175,18 +183,35 @@ def _decode_line(raw: bytes) -> tuple[str | None, str]:
     return text, ""
 
 
-def _count_newlines(block: bytes) -> int:
-    """``block.count(b"\\n")``, with NumPy's vectorised compare (CPython counts a byte at a time)."""
-    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) == 10))
+#: Bytes the line scan compares at a time: small enough for its temporaries to stay in cache.
+_SCAN_BYTES = 1 << 18
 
 
-def _block_to_batch(path: str, block: bytes, first_line: int) -> tuple[LineBatch, int]:
+def _scan_lines(block: bytes) -> tuple[int, int | None]:
+    """(newlines in ``block``, the byte every line begins with or None), in one vectorised
+    pass of cache-sized pieces (CPython counts a byte at a time)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    n = data.size
+    count = 0
+    lead: int | None = int(data[0]) if n and data[0] != 10 and block[-1:] != b"\n" else None
+    for start in range(0, n, _SCAN_BYTES):
+        piece = data[start : start + _SCAN_BYTES + 1]  # one byte more: what follows a newline
+        newline = piece[:_SCAN_BYTES] == 10
+        count += int(np.count_nonzero(newline))
+        if lead is not None:
+            k = piece.size - 1
+            lead = None if np.any(newline[:k] & (piece[1:] != lead)) else lead
+    return count, lead
+
+
+def _block_to_batch(path: str, block: bytes, first_line: int, file: str | None) -> tuple[LineBatch, int]:
     """``block``: lines without the newline after the last one."""
-    n = _count_newlines(block) + 1
+    newlines, lead = _scan_lines(block)
+    n = newlines + 1
     fast = (block.isascii() or is_utf8(block)) and not has_long_line(block)
     if not fast:
         return _slow_batch(path, block, first_line), n
-    batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n)
+    batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n, lead=lead, file=file)
     if b"\r" in block:  # CRLF line ends: strip them in the line frame; raw is not clean
         lines = batch.lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
         batch = LineBatch(path, lines, n_lines=n)
@@ -220,36 +245,46 @@ def _slow_batch(path: str, block: bytes, first_line: int) -> LineBatch:
     return LineBatch(path, lines, quarantine_rows(path, bad_no, bad_reason, bad_raw))
 
 
-def read_batches(source: Path | str | Buffer, name: str | None = None) -> Iterator[LineBatch]:
+def read_batches(
+    source: Path | str | Buffer, name: str | None = None, *, file: str | None = None
+) -> Iterator[LineBatch]:
     """Yield decoded line batches of a file (path) or buffer (bytes, mmap) in order.
 
     A plain file is memory-mapped, so only the block being parsed is copied into memory.
+    ``file``: for a buffer that is a file's bytes, a path that opens that file
+    (``open_file``'s second value); batches pass it on to parsers.
     """
     if isinstance(source, bytes | mmap.mmap):
-        yield from _batches(source, name or "<bytes>")
+        yield from _batches(source, name or "<bytes>", file)
         return
-    with open_buffer(source) as data:
-        yield from _batches(data, name or str(source))
+    with open_file(source) as (data, file):
+        yield from _batches(data, name or str(source), file)
 
 
 @contextmanager
-def open_buffer(path: Path | str) -> Iterator[Buffer]:
-    """A file's bytes: memory-mapped (read-only), or ``b""`` for an empty file."""
+def open_file(path: Path | str) -> Iterator[tuple[Buffer, str | None]]:
+    """A file's bytes, memory-mapped (read-only; ``b""`` for an empty file), and a path that
+    opens this same file while it is open -- ``/proc/self/fd/N``, so a file renamed or
+    replaced meanwhile (log rotation) is not read in its place -- or None where the system
+    has no such path."""
     with open(path, "rb") as fh:
+        fd_path = f"/proc/self/fd/{fh.fileno()}"
+        same = fd_path if os.path.exists(fd_path) else None
         if os.fstat(fh.fileno()).st_size == 0:
-            yield b""
+            yield b"", same
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            yield mm
+            yield mm, same
 
 
-def _batches(data: Buffer, path: str) -> Iterator[LineBatch]:
+def _batches(data: Buffer, path: str, file: str | None = None) -> Iterator[LineBatch]:
     gz_error: str | None = None
     if data[:2] == b"\x1f\x8b":
         data, gz_error = _decompress(bytes(data))
+        file = None  # the bytes are not the file's
     line_no = 1
     for block in _blocks(data):
-        batch, n = _block_to_batch(path, block, line_no)
+        batch, n = _block_to_batch(path, block, line_no, file)
         line_no += n
         yield batch
     if gz_error:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import PurePath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 
@@ -27,6 +27,7 @@ from mimamori.sources.base import (
     iso_timestamp,
     json_lines,
 )
+from mimamori.sources.ndjson_stream import NdjsonStream, rows_agree
 from mimamori.sources.reader import LINE, TEXT, LineBatch
 
 #: A mapping source: a Zeek field name, an expression over Zeek field columns, or a tuple
@@ -422,6 +423,11 @@ class _FileState:
     file_type: str | None  # log type named by the file name, if recognised
     file_stem: str | None  # the file name's first component, for otherwise unknown logs
     json: bool | None = None  # decided by the first data lines of a file without header
+    #: DuckDB's read of the whole file (``ndjson_stream``), with the log types its schema
+    #: covers; False once it does not apply or has failed for this file
+    stream: NdjsonStream | Literal[False] | None = None
+    stream_types: frozenset[str] = frozenset()
+    stream_hints: _Hints | None = None
 
 
 def _names_from_path(path: str) -> tuple[str | None, str | None]:
@@ -464,7 +470,7 @@ class ZeekParser(SourceParser):
             state = ctx["zeek"] = _FileState(_Header(), file_type, stem)
         raw = batch.raw
         if raw is not None and raw[:1] == b"{" and state.header.fields is None and state.json is not False:
-            fast = _read_json_raw(raw, batch.first_line, batch.n_lines, state)
+            fast = _read_json_raw(batch, raw, state)
             if fast is not None:  # JSON lines, all parsed: no line frame needed
                 state.json = True
                 return finish(
@@ -646,13 +652,50 @@ def _read_json(rows: pl.DataFrame, state: _FileState, path: str) -> tuple[pl.Dat
     return json_lines(rows, path)
 
 
-def _read_json_raw(raw: bytes, first_line: int, n_lines: int, state: _FileState) -> pl.DataFrame | None:
+def _read_json_raw(batch: LineBatch, raw: bytes, state: _FileState) -> pl.DataFrame | None:
     """The fast path of ``_read_json`` on a clean block's bytes; None when it does not apply."""
-    first = raw[: raw.find(b"\n")] if b"\n" in raw else raw
-    df = _read_ndjson(raw, first.decode("utf-8"), n_lines, state)
+    first = (raw[: raw.find(b"\n")] if b"\n" in raw else raw).decode("utf-8")
+    df = _from_stream(batch, raw, first, state)
+    if df is None:
+        df = _read_ndjson(raw, first, batch.n_lines, state)
     if df is None:
         return None
-    return df.with_columns(pl.int_range(first_line, first_line + n_lines, dtype=pl.Int64).alias(LINE))
+    line = pl.int_range(batch.first_line, batch.first_line + batch.n_lines, dtype=pl.Int64)
+    return df.with_columns(line.alias(LINE))
+
+
+def _from_stream(batch: LineBatch, raw: bytes, first: str, state: _FileState) -> pl.DataFrame | None:
+    """This block's rows from DuckDB's read of the file (``ndjson_stream``), or None: the
+    file is not on disk, a line is not one object, or the stream failed or read a log type
+    its schema lacks. After a None the file's later blocks are read by ``_read_ndjson``."""
+    if state.stream is False:
+        return None
+    if batch.file is None or batch.lead != ord("{"):
+        _stop_stream(state)  # a block read otherwise leaves the stream's rows misaligned
+        return None
+    known = {state.file_type} if state.file_type else set()
+    if state.stream is None:
+        state.stream_hints = hints = _first_line_hints(first)
+        state.stream_types = frozenset(known | hints.paths)
+        state.stream = NdjsonStream.open(batch.file, _json_schema(state.stream_types, hints)) or False
+        if state.stream is False:
+            return None
+    df = state.stream.take(batch.n_lines)
+    if df is None or not rows_agree(df, raw):
+        _stop_stream(state)
+        return None
+    assert state.stream_hints is not None
+    verdict = _check_read(df, state.stream_hints, known, state)
+    if verdict is None or verdict == "general" or not verdict <= state.stream_types:
+        _stop_stream(state)
+        return None
+    return df
+
+
+def _stop_stream(state: _FileState) -> None:
+    if state.stream:
+        state.stream.close()
+    state.stream = False
 
 
 def _read_ndjson(buf: bytes, first: str, n_lines: int, state: _FileState) -> pl.DataFrame | None:
@@ -680,19 +723,34 @@ def _read_ndjson(buf: bytes, first: str, n_lines: int, state: _FileState) -> pl.
             continue
         if df.height != n_lines:
             return None
-        if hints.spelling in df.columns and df[hints.spelling].null_count():
-            hints = general  # some line spells its fields differently (or nests them)
+        verdict = _check_read(df, hints, known, state)
+        if verdict is None:
+            return None
+        if verdict == "general":
+            hints = general
             continue
-        if "id" in df.columns and df["id"].str.starts_with("{").any():
-            return None  # nested ``{"id": {"orig_h": ...}}`` objects: json_lines flattens them
-        paths = df["_path"]
-        need = known | set(paths.drop_nulls().unique().to_list())
-        if paths.null_count() and not state.file_type:
-            need |= _FINGERPRINT_TYPES
-        if need <= guess:
+        if verdict <= guess:
             return df
-        guess |= need
+        guess |= verdict
     return None
+
+
+def _check_read(
+    df: pl.DataFrame, hints: _Hints, known: set[str], state: _FileState
+) -> frozenset[str] | Literal["general"] | None:
+    """What a read with ``hints`` shows: "general" when some line spells its fields
+    differently from the first (or nests them), None when nested ``{"id": {...}}`` objects
+    need ``json_lines``, else the log types the rows hold (the read is right if its schema
+    covered them)."""
+    if hints.spelling in df.columns and df[hints.spelling].null_count():
+        return "general"
+    if "id" in df.columns and df["id"].str.starts_with("{").any():
+        return None  # json_lines flattens them
+    paths = df["_path"]
+    need = known | set(paths.drop_nulls().unique().to_list())
+    if paths.null_count() and not state.file_type:
+        need |= _FINGERPRINT_TYPES
+    return frozenset(need)
 
 
 @dataclass(frozen=True)
