@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -145,6 +146,10 @@ class Platform:
             allow_private = tenant.intel_private_ranges
         with ExitStack() as stack:  # a file is memory-mapped while it is read
             data, file = (src, None) if isinstance(src, bytes) else stack.enter_context(open_file(src))
+            # Archive files are written by one thread while the next batch is parsed and
+            # checked (Polars and DuckDB release the GIL); one write waits at most.
+            writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="archive"))
+            writing: Future[tuple[int, int]] | None = None
             if source == "auto":
                 found = detect_source(head_lines(src))
                 if found is None:
@@ -160,8 +165,9 @@ class Platform:
             for i, (n_lines, quarantine, result) in enumerate(results):
                 batch_id = f"{base_id}-{i:05d}"
                 report.lines_read += n_lines
-                report.stored += self.archive.write_events(result.events, tenant_id, batch_id)
-                report.quarantined += self.archive.write_quarantine(quarantine, tenant_id, batch_id)
+                if writing is not None:
+                    self._count_written(report, writing)
+                writing = writer.submit(self._write, result.events, quarantine, tenant_id, batch_id)
                 report.skipped += result.skipped
                 if quarantine.height and sum(q.height for q in qsample) < 20:
                     qsample.append(quarantine.head(20))
@@ -175,6 +181,8 @@ class Platform:
                             drafts.extend(observer.observe(session, tenant_row, events, batch_id))
                 if progress:
                     progress(n_lines)
+            if writing is not None:
+                self._count_written(report, writing)
         report.quarantine_sample = (
             pl.concat(qsample).head(20).select("log.file.line", "reason").to_dicts() if qsample else []
         )
@@ -211,6 +219,18 @@ class Platform:
             if on_commit is not None:
                 on_commit(session, report)
         return report
+
+    def _write(
+        self, events: pl.DataFrame, quarantine: pl.DataFrame, tenant_id: str, batch_id: str
+    ) -> tuple[int, int]:
+        stored = self.archive.write_events(events, tenant_id, batch_id)
+        return stored, self.archive.write_quarantine(quarantine, tenant_id, batch_id)
+
+    @staticmethod
+    def _count_written(report: IngestReport, writing: Future[tuple[int, int]]) -> None:
+        stored, quarantined = writing.result()  # a failed write raises here, before the commit
+        report.stored += stored
+        report.quarantined += quarantined
 
     def _results(
         self, parser: SourceParser, data: Buffer, label: str, ctx: dict[str, Any], file: str | None

@@ -55,13 +55,19 @@ def test_empty_file(tmp_path: Path) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     block=st.binary(max_size=300)
-    | st.lists(st.sampled_from([b"{}", b"{", b"", b"x{", b"\n"])).map(b"\n".join),
+    | st.lists(st.sampled_from([b"{}", b"{", b"", b"x{", b"\n", "{日本".encode()])).map(b"\n".join),
     piece=st.integers(min_value=1, max_value=9),
+    pad=st.tuples(st.binary(max_size=5), st.binary(max_size=5)),
 )
-def test_scan_lines(monkeypatch: pytest.MonkeyPatch, block: bytes, piece: int) -> None:
-    """Newline count and the byte all lines begin with, scanned in pieces of any size."""
+def test_scan_lines(
+    monkeypatch: pytest.MonkeyPatch, block: bytes, piece: int, pad: tuple[bytes, bytes]
+) -> None:
+    """Newline count, the byte all lines begin with and whether all is ASCII, for a span of a
+    buffer scanned in pieces of any size."""
     monkeypatch.setattr(reader, "_SCAN_BYTES", piece)
     lines = block.split(b"\n")
     leads = {ln[:1] for ln in lines}
-    expected = leads.pop()[0] if len(leads) == 1 and lines[0] else None
-    assert reader._scan_lines(block) == (block.count(b"\n"), expected)
+    lead = leads.pop()[0] if len(leads) == 1 and lines[0] else None
+    data = pad[0] + block + pad[1]
+    scanned = reader._scan_lines(data, len(pad[0]), len(pad[0]) + len(block))
+    assert scanned == (block.count(b"\n"), lead, block.isascii())

@@ -107,14 +107,13 @@ class NdjsonStream:
         self._rows = 0
 
 
-def rows_agree(df: pl.DataFrame, raw: bytes) -> bool:
-    """True when ``df``'s first and last rows hold the values of ``raw``'s first and last
-    lines: a cheap check that rows and lines still correspond. Only values whose JSON type is
-    the column's are compared (a number read into a text column is left out)."""
+def rows_agree(df: pl.DataFrame, first: bytes, last: bytes) -> bool:
+    """True when ``df``'s first and last rows hold the values of a block's ``first`` and
+    ``last`` lines: a cheap check that rows and lines still correspond. Only values whose
+    JSON type is the column's are compared (a number read into a text column is left out)."""
     if df.height == 0:
         return False
-    nl_first, nl_last = raw.find(b"\n"), raw.rfind(b"\n")
-    ends = ((raw if nl_first == -1 else raw[:nl_first], 0), (raw[nl_last + 1 :], df.height - 1))
+    ends = ((first, 0), (last, df.height - 1))
     kinds = {c: _JSON_KIND.get(t) for c, t in df.schema.items()}
     for line, row in ends:
         try:

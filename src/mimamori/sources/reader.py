@@ -38,13 +38,15 @@ _PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
 class LineBatch:
     """Decoded lines of one file: a frame with ``log.file.line`` (Int64) and ``text``.
 
-    When the whole block was clean UTF-8 (no CR, no over-long line), ``raw`` holds its bytes
-    without the final newline and ``first_line`` its first line number: JSON parsers can
-    hand ``raw`` straight to Polars, and the line frame is only built if someone asks.
-    Such a block also tells ``lead``, the byte every one of its lines begins with (None when
-    they differ or a line is empty), and, when it is a block of a plain file on disk,
-    ``file``: a path that opens that same file (``/proc/self/fd/N`` while the reader has it
-    open) for parsers that read files themselves. A file's blocks come in order.
+    When the whole block was clean UTF-8 (no CR, no over-long line), the batch knows the
+    block's place in the file's bytes (``span``) instead: ``raw`` gives its bytes without the
+    final newline, copied out of the file only when asked for, and ``first_line`` its first
+    line number. JSON parsers can hand ``raw`` straight to Polars, and the line frame is only
+    built if someone asks. Such a block also tells ``lead``, the byte every one of its lines
+    begins with (None when they differ or a line is empty), and, when it is a block of a
+    plain file on disk, ``file``: a path that opens that same file (``/proc/self/fd/N`` while
+    the reader has it open) for parsers that read files themselves. A file's blocks come in
+    order.
     """
 
     def __init__(
@@ -54,27 +56,55 @@ class LineBatch:
         quarantine: pl.DataFrame | None = None,
         *,
         raw: bytes | None = None,
+        span: tuple[Buffer, int, int] | None = None,
         first_line: int = 1,
         n_lines: int | None = None,
         lead: int | None = None,
         file: str | None = None,
     ) -> None:
-        if lines is None and raw is None:
+        if raw is not None:
+            span = (raw, 0, len(raw))
+        if lines is None and span is None:
             raise ValueError("LineBatch needs lines or raw bytes")
         self.path = path
         self._lines = lines
         self.quarantine = quarantine if quarantine is not None else empty_quarantine()
-        self.raw = raw
+        self._span = span
+        self._raw = raw
         self.first_line = first_line
         self._n = n_lines
-        self.lead = lead if raw is not None else None
-        self.file = file if raw is not None else None
+        self.lead = lead if span is not None else None
+        self.file = file if span is not None else None
+
+    @property
+    def clean(self) -> bool:
+        """True when the block was clean UTF-8 and ``raw`` has its bytes."""
+        return self._span is not None
+
+    @property
+    def raw(self) -> bytes | None:
+        if self._raw is None and self._span is not None:
+            data, start, end = self._span
+            if isinstance(data, bytes) and start == 0 and end == len(data):
+                self._raw = data
+            else:
+                self._raw = data[start:end]
+        return self._raw
+
+    def edge_lines(self) -> tuple[bytes, bytes]:
+        """The block's first and last lines, without copying the rest (clean batches only)."""
+        assert self._span is not None
+        data, start, end = self._span
+        first_end = data.find(b"\n", start, end)
+        last_start = data.rfind(b"\n", start, end) + 1 or start
+        return data[start : end if first_end == -1 else first_end], data[last_start:end]
 
     @property
     def lines(self) -> pl.DataFrame:
         if self._lines is None:
-            assert self.raw is not None
-            series = pl.Series(TEXT, [self.raw], dtype=pl.Binary).cast(pl.String).str.split("\n").explode()
+            raw = self.raw
+            assert raw is not None
+            series = pl.Series(TEXT, [raw], dtype=pl.Binary).cast(pl.String).str.split("\n").explode()
             self._lines = pl.DataFrame(
                 {
                     LINE: pl.int_range(
@@ -97,9 +127,9 @@ class LineBatch:
         return self.lines[TEXT]
 
 
-def has_long_line(data: bytes, limit: int = MAX_LINE_BYTES) -> bool:
-    """True when some line of ``data`` is longer than ``limit`` bytes (one pass, C speed)."""
-    pos, n = 0, len(data)
+def has_long_line(data: Buffer, limit: int = MAX_LINE_BYTES, start: int = 0, end: int | None = None) -> bool:
+    """True when some line of ``data[start:end]`` is longer than ``limit`` bytes (C speed)."""
+    pos, n = start, len(data) if end is None else end
     while n - pos > limit:
         nl = data.rfind(b"\n", pos, pos + limit + 1)
         if nl == -1:
@@ -140,10 +170,9 @@ def _decompress(data: bytes) -> tuple[bytes, str | None]:
     return b"".join(out), None
 
 
-def _blocks(data: Buffer) -> Iterator[bytes]:
-    """Split a buffer into blocks that end at a newline, each without that newline (the last
-    may have none). Every byte is copied once at most; a ``bytes`` buffer that is one block
-    with no final newline is handed on as it is."""
+def _blocks(data: Buffer) -> Iterator[tuple[int, int]]:
+    """Split a buffer into blocks that end at a newline: (start, end) of each without that
+    newline (the last may have none)."""
     start = 0
     n = len(data)
     while start < n:
@@ -155,7 +184,7 @@ def _blocks(data: Buffer) -> Iterator[bytes]:
                 end = n if nl == -1 else nl + 1
             else:
                 end = nl + 1
-        yield data[start : end - 1 if data[end - 1 : end] == b"\n" else end]
+        yield start, end - 1 if data[end - 1 : end] == b"\n" else end
         start = end
 
 
@@ -187,32 +216,44 @@ def _decode_line(raw: bytes) -> tuple[str | None, str]:
 _SCAN_BYTES = 1 << 18
 
 
-def _scan_lines(block: bytes) -> tuple[int, int | None]:
-    """(newlines in ``block``, the byte every line begins with or None), in one vectorised
-    pass of cache-sized pieces (CPython counts a byte at a time)."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    n = data.size
+def _scan_lines(data: Buffer, start: int = 0, end: int | None = None) -> tuple[int, int | None, bool]:
+    """Of ``data[start:end]``: (newlines, the byte every line begins with or None, all
+    ASCII), in one vectorised pass of cache-sized pieces and without copying the bytes
+    (CPython counts a byte at a time)."""
+    end = len(data) if end is None else end
+    if end <= start:
+        return 0, None, True
+    view = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
     count = 0
-    lead: int | None = int(data[0]) if n and data[0] != 10 and block[-1:] != b"\n" else None
-    for start in range(0, n, _SCAN_BYTES):
-        piece = data[start : start + _SCAN_BYTES + 1]  # one byte more: what follows a newline
-        newline = piece[:_SCAN_BYTES] == 10
+    ascii_ = True
+    lead: int | None = int(view[0]) if view[0] != 10 and view[-1] != 10 else None
+    for at in range(0, view.size, _SCAN_BYTES):
+        piece = view[at : at + _SCAN_BYTES + 1]  # one byte more: what follows a newline
+        own = piece[:_SCAN_BYTES]
+        newline = own == 10
         count += int(np.count_nonzero(newline))
+        ascii_ = ascii_ and int(own.max()) < 128
         if lead is not None:
             k = piece.size - 1
             lead = None if np.any(newline[:k] & (piece[1:] != lead)) else lead
-    return count, lead
+    del view, piece, own, newline  # release the buffer: a memory map can then be closed
+    return count, lead, ascii_
 
 
-def _block_to_batch(path: str, block: bytes, first_line: int, file: str | None) -> tuple[LineBatch, int]:
-    """``block``: lines without the newline after the last one."""
-    newlines, lead = _scan_lines(block)
+def _block_to_batch(
+    path: str, data: Buffer, start: int, end: int, first_line: int, file: str | None
+) -> tuple[LineBatch, int]:
+    """``data[start:end]``: lines without the newline after the last one."""
+    newlines, lead, ascii_ = _scan_lines(data, start, end)
     n = newlines + 1
-    fast = (block.isascii() or is_utf8(block)) and not has_long_line(block)
-    if not fast:
-        return _slow_batch(path, block, first_line), n
-    batch = LineBatch(path, raw=block, first_line=first_line, n_lines=n, lead=lead, file=file)
-    if b"\r" in block:  # CRLF line ends: strip them in the line frame; raw is not clean
+    block: bytes | None = None  # copied out of ``data`` only when it must be decoded
+    if not ascii_ or has_long_line(data, start=start, end=end):
+        block = data[start:end]
+        if not is_utf8(block) or has_long_line(block):
+            return _slow_batch(path, block, first_line), n
+    span = (data, start, end) if block is None else None
+    batch = LineBatch(path, raw=block, span=span, first_line=first_line, n_lines=n, lead=lead, file=file)
+    if data.find(b"\r", start, end) != -1:  # CRLF line ends: strip them in the line frame; raw is not clean
         lines = batch.lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
         batch = LineBatch(path, lines, n_lines=n)
     return batch, n
@@ -273,8 +314,9 @@ def open_file(path: Path | str) -> Iterator[tuple[Buffer, str | None]]:
         if os.fstat(fh.fileno()).st_size == 0:
             yield b"", same
             return
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            yield mm, same
+        # Not closed on exit: batches read from the map may outlive the read (their bytes are
+        # copied out only when asked for); it is unmapped when the last of them is gone.
+        yield mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ), same
 
 
 def _batches(data: Buffer, path: str, file: str | None = None) -> Iterator[LineBatch]:
@@ -283,8 +325,8 @@ def _batches(data: Buffer, path: str, file: str | None = None) -> Iterator[LineB
         data, gz_error = _decompress(bytes(data))
         file = None  # the bytes are not the file's
     line_no = 1
-    for block in _blocks(data):
-        batch, n = _block_to_batch(path, block, line_no, file)
+    for start, end in _blocks(data):
+        batch, n = _block_to_batch(path, data, start, end, line_no, file)
         line_no += n
         yield batch
     if gz_error:

@@ -468,9 +468,8 @@ class ZeekParser(SourceParser):
         if state is None:
             file_type, stem = _names_from_path(batch.path)
             state = ctx["zeek"] = _FileState(_Header(), file_type, stem)
-        raw = batch.raw
-        if raw is not None and raw[:1] == b"{" and state.header.fields is None and state.json is not False:
-            fast = _read_json_raw(batch, raw, state)
+        if batch.clean and state.header.fields is None and state.json is not False:
+            fast = _read_json_raw(batch, state)
             if fast is not None:  # JSON lines, all parsed: no line frame needed
                 state.json = True
                 return finish(
@@ -652,11 +651,16 @@ def _read_json(rows: pl.DataFrame, state: _FileState, path: str) -> tuple[pl.Dat
     return json_lines(rows, path)
 
 
-def _read_json_raw(batch: LineBatch, raw: bytes, state: _FileState) -> pl.DataFrame | None:
-    """The fast path of ``_read_json`` on a clean block's bytes; None when it does not apply."""
-    first = (raw[: raw.find(b"\n")] if b"\n" in raw else raw).decode("utf-8")
-    df = _from_stream(batch, raw, first, state)
+def _read_json_raw(batch: LineBatch, state: _FileState) -> pl.DataFrame | None:
+    """The fast path of ``_read_json`` on a clean block; None when it does not apply."""
+    first_line, last_line = batch.edge_lines()
+    if first_line[:1] != b"{":
+        return None
+    first = first_line.decode("utf-8")
+    df = _from_stream(batch, first_line, last_line, state)
     if df is None:
+        raw = batch.raw
+        assert raw is not None
         df = _read_ndjson(raw, first, batch.n_lines, state)
     if df is None:
         return None
@@ -664,7 +668,7 @@ def _read_json_raw(batch: LineBatch, raw: bytes, state: _FileState) -> pl.DataFr
     return df.with_columns(line.alias(LINE))
 
 
-def _from_stream(batch: LineBatch, raw: bytes, first: str, state: _FileState) -> pl.DataFrame | None:
+def _from_stream(batch: LineBatch, first: bytes, last: bytes, state: _FileState) -> pl.DataFrame | None:
     """This block's rows from DuckDB's read of the file (``ndjson_stream``), or None: the
     file is not on disk, a line is not one object, or the stream failed or read a log type
     its schema lacks. After a None the file's later blocks are read by ``_read_ndjson``."""
@@ -675,13 +679,13 @@ def _from_stream(batch: LineBatch, raw: bytes, first: str, state: _FileState) ->
         return None
     known = {state.file_type} if state.file_type else set()
     if state.stream is None:
-        state.stream_hints = hints = _first_line_hints(first)
+        state.stream_hints = hints = _first_line_hints(first.decode("utf-8"))
         state.stream_types = frozenset(known | hints.paths)
         state.stream = NdjsonStream.open(batch.file, _json_schema(state.stream_types, hints)) or False
         if state.stream is False:
             return None
     df = state.stream.take(batch.n_lines)
-    if df is None or not rows_agree(df, raw):
+    if df is None or not rows_agree(df, first, last):
         _stop_stream(state)
         return None
     assert state.stream_hints is not None
