@@ -157,28 +157,33 @@ class Platform:
                 source = found
             parser = get_parser(source, **(options or {}))
             report = IngestReport(tenant_id, source, label)
-            base_id = batch_id or f"{source}-{_content_id(data)}"
+            # The content id is hashed on the writer thread while the first batch is parsed.
+            hashing = None if batch_id else writer.submit(_content_id, data)
+            base_id = batch_id
             drafts: list[AlertDraft] = []
             ctx: dict[str, Any] = {}
             qsample: list[pl.DataFrame] = []
             results = self._results(parser, data, label, ctx, file)
             for i, (n_lines, quarantine, result) in enumerate(results):
-                batch_id = f"{base_id}-{i:05d}"
+                if base_id is None:
+                    assert hashing is not None
+                    base_id = f"{source}-{hashing.result()}"
+                part_id = f"{base_id}-{i:05d}"
                 report.lines_read += n_lines
                 if writing is not None:
                     self._count_written(report, writing)
-                writing = writer.submit(self._write, result.events, quarantine, tenant_id, batch_id)
+                writing = writer.submit(self._write, result.events, quarantine, tenant_id, part_id)
                 report.skipped += result.skipped
                 if quarantine.height and sum(q.height for q in qsample) < 20:
                     qsample.append(quarantine.head(20))
                 events = result.events.with_columns(pl.lit(tenant_id).alias("tenant.id"))
-                drafts.extend(self.detect(events, tenant_id, batch_id, networks, allow_private))
+                drafts.extend(self.detect(events, tenant_id, part_id, networks, allow_private))
                 if self.observers and events.height:
                     with session_scope(self.engine) as session:
                         tenant_row = session.get(Tenant, tenant_id)
                         assert tenant_row is not None
                         for observer in self.observers:
-                            drafts.extend(observer.observe(session, tenant_row, events, batch_id))
+                            drafts.extend(observer.observe(session, tenant_row, events, part_id))
                 if progress:
                     progress(n_lines)
             if writing is not None:

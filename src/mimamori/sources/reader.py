@@ -236,7 +236,6 @@ def _scan_lines(data: Buffer, start: int = 0, end: int | None = None) -> tuple[i
         if lead is not None:
             k = piece.size - 1
             lead = None if np.any(newline[:k] & (piece[1:] != lead)) else lead
-    del view, piece, own, newline  # release the buffer: a memory map can then be closed
     return count, lead, ascii_
 
 
@@ -291,8 +290,8 @@ def read_batches(
 ) -> Iterator[LineBatch]:
     """Yield decoded line batches of a file (path) or buffer (bytes, mmap) in order.
 
-    A plain file is memory-mapped, so only the block being parsed is copied into memory.
-    ``file``: for a buffer that is a file's bytes, a path that opens that file
+    A plain file is memory-mapped; a block's bytes are copied out only when the parser asks
+    for them. ``file``: for a buffer that is a file's bytes, a path that opens that file
     (``open_file``'s second value); batches pass it on to parsers.
     """
     if isinstance(source, bytes | mmap.mmap):
