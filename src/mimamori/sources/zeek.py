@@ -677,10 +677,9 @@ def _from_stream(batch: LineBatch, first: bytes, last: bytes, state: _FileState)
     if batch.file is None or batch.lead != ord("{"):
         _stop_stream(state)  # a block read otherwise leaves the stream's rows misaligned
         return None
-    known = {state.file_type} if state.file_type else set()
     if state.stream is None:
         state.stream_hints = hints = _first_line_hints(first.decode("utf-8"))
-        state.stream_types = frozenset(known | hints.paths)
+        state.stream_types = hints.paths | ({state.file_type} if state.file_type else set())
         state.stream = NdjsonStream.open(batch.file, _json_schema(state.stream_types, hints)) or False
         if state.stream is False:
             return None
@@ -689,7 +688,7 @@ def _from_stream(batch: LineBatch, first: bytes, last: bytes, state: _FileState)
         _stop_stream(state)
         return None
     assert state.stream_hints is not None
-    verdict = _check_read(df, state.stream_hints, known, state)
+    verdict = _check_read(df, state.stream_hints, state)
     if verdict is None or verdict == "general" or not verdict <= state.stream_types:
         _stop_stream(state)
         return None
@@ -727,7 +726,7 @@ def _read_ndjson(buf: bytes, first: str, n_lines: int, state: _FileState) -> pl.
             continue
         if df.height != n_lines:
             return None
-        verdict = _check_read(df, hints, known, state)
+        verdict = _check_read(df, hints, state)
         if verdict is None:
             return None
         if verdict == "general":
@@ -740,7 +739,7 @@ def _read_ndjson(buf: bytes, first: str, n_lines: int, state: _FileState) -> pl.
 
 
 def _check_read(
-    df: pl.DataFrame, hints: _Hints, known: set[str], state: _FileState
+    df: pl.DataFrame, hints: _Hints, state: _FileState
 ) -> frozenset[str] | Literal["general"] | None:
     """What a read with ``hints`` shows: "general" when some line spells its fields
     differently from the first (or nests them), None when nested ``{"id": {...}}`` objects
@@ -751,7 +750,7 @@ def _check_read(
     if "id" in df.columns and df["id"].str.starts_with("{").any():
         return None  # json_lines flattens them
     paths = df["_path"]
-    need = known | set(paths.drop_nulls().unique().to_list())
+    need = set(paths.drop_nulls().unique().to_list()) | ({state.file_type} if state.file_type else set())
     if paths.null_count() and not state.file_type:
         need |= _FINGERPRINT_TYPES
     return frozenset(need)
