@@ -111,6 +111,45 @@ def test_a_parser_crash_quarantines_the_batch_instead_of_losing_it(platform, tmp
     assert "synthetic failure" in reason
 
 
+def test_a_file_and_its_bytes_archive_alike(platform, tmp_path, monkeypatch):
+    """A file on disk is parsed through DuckDB's stream, the same bytes sent over the API
+    through Polars: the archive holds the same events either way."""
+    from mimamori.sources import ndjson_stream, reader
+
+    taken = []
+    original = ndjson_stream.NdjsonStream.take
+    monkeypatch.setattr(
+        ndjson_stream.NdjsonStream, "take", lambda self, n: taken.append(n) or original(self, n)
+    )
+    monkeypatch.setattr(reader, "BLOCK_BYTES", 1500)  # several batches
+    lines = [conn_line(1744700000 + i, "192.168.1.20", f"93.184.216.{i % 200}", 443 + i) for i in range(40)]
+    f = tmp_path / "conn.log"
+    f.write_text("\n".join(lines) + "\n")
+    by_file = platform.ingest("acme", "zeek", f)
+    by_bytes = platform.ingest("beta", "zeek", f.read_bytes(), name=str(f))
+    assert sum(taken) == by_file.stored == by_bytes.stored == 40
+    assert len(taken) > 3
+    query = 'SELECT * EXCLUDE ("tenant.id") FROM events ORDER BY "log.file.line"'
+    assert platform.archive.query("acme", query).equals(platform.archive.query("beta", query))
+
+
+def test_a_failed_archive_write_fails_the_ingest(platform, tmp_path, monkeypatch):
+    """Archive files are written on a second thread; its error still stops the ingest before
+    anything is committed."""
+    from mimamori.archive import Archive
+
+    def full(self, events, tenant, batch_id):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Archive, "write_events", full)
+    f = tmp_path / "conn.log"
+    f.write_text(conn_line(1744700000, "192.168.1.20", BAD_IP) + "\n")
+    with pytest.raises(OSError, match="No space left"):
+        platform.ingest("acme", "zeek", f)
+    with session_scope(platform.engine) as s:
+        assert s.scalar(select(func.count()).select_from(IngestRun)) == 0
+
+
 def test_new_indicators_are_retro_hunted_over_the_archive(platform, tmp_path):
     from datetime import UTC, datetime
 
