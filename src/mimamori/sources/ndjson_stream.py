@@ -56,7 +56,10 @@ class NdjsonStream:
     def __init__(self, file: str, schema: dict[str, pl.DataType]) -> None:
         columns = ", ".join(f"{_sql_string(k)}: {_sql_string(_DUCK_TYPES[v])}" for k, v in schema.items())
         self.schema = schema
-        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect()
+        # As many threads as Polars uses: POLARS_MAX_THREADS=1 (a scaled-out worker) means one.
+        self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
+            config={"threads": pl.thread_pool_size()}
+        )
         self._con.execute("SET produce_arrow_string_view = true")
         query = (
             f"SELECT * FROM read_json({_sql_string(file)}, format = 'newline_delimited', "
