@@ -12,8 +12,10 @@ JSON). So callers use the stream only for blocks whose lines all begin with ``{`
 Any failure -- an error from DuckDB, too few rows, a row that disagrees -- closes the stream
 for the rest of the file, and the caller parses that block and the later ones itself.
 
-DuckDB casts where Polars refuses (``"12"`` read as the number 12, ``true`` as 1), so a
-value of the wrong JSON type is read by the cast instead of by the caller's careful path.
+DuckDB casts where Polars refuses (``"12"`` read as the count 12, ``true`` as 1, ``1.7``
+rounded to 2), so a value of the wrong JSON type in a line that is not a block's first or
+last is read by the cast instead of by the caller's careful path. Zeek writes every value
+with its field's type, so this only changes what malformed logs give.
 """
 
 from __future__ import annotations
