@@ -68,8 +68,7 @@ class NdjsonStream:
             f"columns = {{{columns}}})"
         )
         self._reader: pa.RecordBatchReader | None = self._con.sql(query).to_arrow_reader(FETCH_ROWS)
-        self._held: list[pa.RecordBatch] = []
-        self._rows = 0
+        self._held: list[pa.RecordBatch] = []  # fetched, not yet taken
 
     @classmethod
     def open(cls, file: str, schema: dict[str, pl.DataType]) -> NdjsonStream | None:
@@ -86,17 +85,13 @@ class NdjsonStream:
         if self._reader is None:
             return None
         try:
-            while self._rows < n:
-                batch = self._reader.read_next_batch()
-                self._held.append(batch)
-                self._rows += batch.num_rows
+            while sum(b.num_rows for b in self._held) < n:
+                self._held.append(self._reader.read_next_batch())
         except (StopIteration, duckdb.Error, pa.ArrowException):
             self.close()
             return None
-        table = pa.Table.from_batches(self._held, schema=self._held[0].schema if self._held else None)
-        rest = table.slice(n)
-        self._held = rest.to_batches()
-        self._rows = rest.num_rows
+        table = pa.Table.from_batches(self._held)
+        self._held = table.slice(n).to_batches()
         frame = pl.from_arrow(table.slice(0, n))
         assert isinstance(frame, pl.DataFrame)
         return frame.cast(self.schema)  # type: ignore[arg-type]
@@ -109,10 +104,9 @@ class NdjsonStream:
             self._con.close()
             self._con = None
         self._held = []
-        self._rows = 0
 
 
-def rows_agree(df: pl.DataFrame, first: bytes, last: bytes) -> bool:
+def rows_agree(df: pl.DataFrame, first: str | bytes, last: str | bytes) -> bool:
     """True when ``df``'s first and last rows hold the values of a block's ``first`` and
     ``last`` lines: a cheap check that rows and lines still correspond. Only values whose
     JSON type is the column's are compared (a number read into a text column is left out)."""

@@ -62,7 +62,7 @@ class LineBatch:
         lead: int | None = None,
         file: str | None = None,
     ) -> None:
-        if raw is not None:
+        if span is None and raw is not None:
             span = (raw, 0, len(raw))
         if lines is None and span is None:
             raise ValueError("LineBatch needs lines or raw bytes")
@@ -246,12 +246,14 @@ def _block_to_batch(
     newlines, lead, ascii_ = _scan_lines(data, start, end)
     n = newlines + 1
     block: bytes | None = None  # copied out of ``data`` only when it must be decoded
-    if not ascii_ or has_long_line(data, start=start, end=end):
+    long = has_long_line(data, start=start, end=end)
+    if long or not ascii_:
         block = data[start:end]
-        if not is_utf8(block) or has_long_line(block):
+        if long or not is_utf8(block):
             return _slow_batch(path, block, first_line), n
-    span = (data, start, end) if block is None else None
-    batch = LineBatch(path, raw=block, span=span, first_line=first_line, n_lines=n, lead=lead, file=file)
+    batch = LineBatch(
+        path, raw=block, span=(data, start, end), first_line=first_line, n_lines=n, lead=lead, file=file
+    )
     if data.find(b"\r", start, end) != -1:  # CRLF line ends: strip them in the line frame; raw is not clean
         lines = batch.lines.with_columns(pl.col(TEXT).str.strip_suffix("\r"))
         batch = LineBatch(path, lines, n_lines=n)

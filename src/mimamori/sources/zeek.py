@@ -657,7 +657,7 @@ def _read_json_raw(batch: LineBatch, state: _FileState) -> pl.DataFrame | None:
     if first_line[:1] != b"{":
         return None
     first = first_line.decode("utf-8")
-    df = _from_stream(batch, first_line, last_line, state)
+    df = _from_stream(batch, first, last_line, state)
     if df is None:
         raw = batch.raw
         assert raw is not None
@@ -668,7 +668,7 @@ def _read_json_raw(batch: LineBatch, state: _FileState) -> pl.DataFrame | None:
     return df.with_columns(line.alias(LINE))
 
 
-def _from_stream(batch: LineBatch, first: bytes, last: bytes, state: _FileState) -> pl.DataFrame | None:
+def _from_stream(batch: LineBatch, first: str, last: bytes, state: _FileState) -> pl.DataFrame | None:
     """This block's rows from DuckDB's read of the file (``ndjson_stream``), or None: the
     file is not on disk, a line is not one object, or the stream failed or read a log type
     its schema lacks. After a None the file's later blocks are read by ``_read_ndjson``."""
@@ -678,7 +678,7 @@ def _from_stream(batch: LineBatch, first: bytes, last: bytes, state: _FileState)
         _stop_stream(state)  # a block read otherwise leaves the stream's rows misaligned
         return None
     if state.stream is None:
-        state.stream_hints = hints = _first_line_hints(first.decode("utf-8"))
+        state.stream_hints = hints = _first_line_hints(first)
         state.stream_types = hints.paths | ({state.file_type} if state.file_type else set())
         state.stream = NdjsonStream.open(batch.file, _json_schema(state.stream_types, hints)) or False
         if state.stream is False:
