@@ -266,7 +266,7 @@ class Platform:
             return ParseResult()
         try:
             return parser.parse(batch, ctx)
-        except Exception as exc:
+        except (Exception, pl.exceptions.PanicException) as exc:  # a Polars panic is a BaseException
             lines = batch.lines
             return ParseResult(
                 quarantine=quarantine_rows(

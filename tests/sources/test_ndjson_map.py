@@ -178,3 +178,20 @@ _JSON = st.recursive(
 )
 def test_mapped_json_shapes(lines: list[str]) -> None:
     check_invariant(_PARSER, "\n".join(lines).encode(), "h.ndjson")
+
+
+def test_json_keys_that_look_like_patterns() -> None:
+    """Keys are data: ``*`` or ``^x$`` (found by the property test below) are column names,
+    not a wildcard or a regex, at the top level and nested."""
+    import polars as pl
+
+    from mimamori.sources.base import json_lines
+    from mimamori.sources.reader import LINE, TEXT
+
+    texts = ['{"*": 1, "dst": {"*": {"^x$": 2}, "host": "h"}, "e": {}}', '{"*": null, "dst.host": "g"}']
+    df, bad = json_lines(pl.DataFrame({LINE: [1, 2], TEXT: texts}), "t.ndjson")
+    assert bad.height == 0
+    assert df.to_dicts() == [
+        {"*": 1, "dst.*.^x$": 2, "dst.host": "h", LINE: 1},
+        {"*": None, "dst.*.^x$": None, "dst.host": "g", LINE: 2},
+    ]

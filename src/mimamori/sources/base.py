@@ -78,32 +78,33 @@ def split_structural(batch: LineBatch, comment: str | None = None) -> tuple[pl.D
 
 
 def _flatten(df: pl.DataFrame) -> pl.DataFrame:
-    """Flatten nested structs into dotted column names (``alert.signature``)."""
-    while True:
-        # An empty object ({}) has no fields to expand; drop it with ``drop`` (select would
-        # lose the row count when it is the only column).
-        empty = [c for c, t in df.schema.items() if isinstance(t, pl.Struct) and not t.fields]
-        if empty:
-            df = df.drop(empty)
-        structs = [c for c, t in df.schema.items() if isinstance(t, pl.Struct)]
-        if not structs:
-            return df
+    """Flatten nested structs into dotted column names (``alert.signature``).
+
+    Built from Series, not expressions: JSON keys are data, and a key such as ``*`` or
+    ``^x$`` inside ``pl.col``/``struct.field`` would be read as a wildcard or a pattern.
+    """
+    while any(isinstance(t, pl.Struct) for t in df.schema.values()):
         # A literal dotted key ({"id.orig_h": ..}) wins over the same name nested ({"id": {..}})
-        # on a line that has both; lines with only one of them keep that one.
-        exprs: dict[str, pl.Expr] = {}
+        # on a line that has both; lines with only one of them keep that one. An empty
+        # object ({}) has no fields and leaves no column.
+        columns: dict[str, pl.Series] = {}
         for c, t in df.schema.items():
-            if c not in structs:
-                exprs.setdefault(c, pl.col(c))
+            if not isinstance(t, pl.Struct):
+                columns.setdefault(c, df.get_column(c))
                 continue
-            assert isinstance(t, pl.Struct)
-            for f in t.fields:
-                name = f"{c}.{f.name}"
-                nested = pl.col(c).struct.field(f.name)
-                if name in df.columns and not (df.schema[name].is_nested() or f.dtype.is_nested()):
-                    exprs[name] = pl.coalesce(pl.col(name), nested.cast(df.schema[name], strict=False))
+            for nested in df.get_column(c).struct.unnest().iter_columns():
+                name = f"{c}.{nested.name}"
+                if name in df.columns and not (df.schema[name].is_nested() or nested.dtype.is_nested()):
+                    dotted = df.get_column(name)
+                    columns[name] = dotted.zip_with(
+                        dotted.is_not_null(), nested.cast(dotted.dtype, strict=False)
+                    ).alias(name)
                 elif name not in df.columns:
-                    exprs.setdefault(name, nested)
-        df = df.select(e.alias(n) for n, e in exprs.items())
+                    columns.setdefault(name, nested.alias(name))
+        if not columns:  # only empty objects: no columns, but still one row per line
+            return df.with_row_index("__row").select("__row").drop("__row")
+        df = pl.DataFrame(list(columns.values()))
+    return df
 
 
 def json_lines(lines: pl.DataFrame, path: str) -> tuple[pl.DataFrame, pl.DataFrame]:
